@@ -1,0 +1,318 @@
+{{/*
+Helpers for csi-secrets-store-provider-alibabacloud. Prefix: csspa.
+*/}}
+
+{{/* Fixed paths inside the container; the image and the binary use the same. */}}
+{{- define "csspa.binary" -}}/usr/local/bin/csi-secrets-store-provider-alibabacloud{{- end -}}
+{{- define "csspa.configDir" -}}/etc/csi-secrets-store-provider-alibabacloud{{- end -}}
+{{- define "csspa.pluginDir" -}}/etc/csi-secrets-store-provider-alibabacloud/plugins{{- end -}}
+{{- define "csspa.providerMount" -}}/provider{{- end -}}
+{{- define "csspa.socketName" -}}alibabacloud.sock{{- end -}}
+{{- define "csspa.rrsaTokenDir" -}}/var/run/secrets/tokens{{- end -}}
+{{- define "csspa.rrsaTokenFile" -}}csi-secrets-store-provider-alibabacloud{{- end -}}
+{{- define "csspa.stsAudience" -}}sts.aliyuncs.com{{- end -}}
+
+{{/* Chart name, or nameOverride. */}}
+{{- define "csspa.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Name of the release's resources. A release whose name already contains the
+chart name (the documented `helm install csi-secrets-store-provider-alibabacloud`)
+keeps the upstream resource names.
+*/}}
+{{- define "csspa.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "csspa.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Selector labels. The DaemonSet selector is immutable, so it stays the upstream
+chart's (`app: <name>`): `helm upgrade` from an upstream release then works.
+*/}}
+{{- define "csspa.selectorLabels" -}}
+app: {{ include "csspa.name" . }}
+{{- end -}}
+
+{{/* Labels of every resource. */}}
+{{- define "csspa.labels" -}}
+{{ include "csspa.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "csspa.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: provider
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end -}}
+
+{{- define "csspa.serviceAccountName" -}}
+{{- .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{/* An image reference from {repository, tag, digest}; arg: (list image defaultTag). */}}
+{{- define "csspa.imageRef" -}}
+{{- $image := index . 0 -}}
+{{- $tag := default (index . 1) $image.tag -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $image.repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* imagePullSecrets as a list of references; accepts names or {name: ...}. */}}
+{{- define "csspa.imagePullSecrets" -}}
+{{- range .Values.imagePullSecrets }}
+{{- if kindIs "string" . }}
+- name: {{ . }}
+{{- else }}
+- name: {{ .name }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Whether the provider runs as a non-root user ("true" or ""). */}}
+{{- define "csspa.nonRoot" -}}
+{{- if ne (int64 .Values.linux.runAsUser) 0 -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Whole seconds (rounded up) of a duration written as a sequence of <n>h, <n>m,
+<n>s, <n>ms (e.g. "5s", "1m30s", "500ms").
+*/}}
+{{- define "csspa.durationSeconds" -}}
+{{- $ms := 0 -}}
+{{- range regexFindAll "[0-9]+(ms|h|m|s)" (toString .) -1 -}}
+{{- $n := regexFind "^[0-9]+" . | int64 -}}
+{{- if hasSuffix "ms" . -}}{{- $ms = add $ms $n -}}
+{{- else if hasSuffix "h" . -}}{{- $ms = add $ms (mul $n 3600000) -}}
+{{- else if hasSuffix "m" . -}}{{- $ms = add $ms (mul $n 60000) -}}
+{{- else -}}{{- $ms = add $ms (mul $n 1000) -}}
+{{- end -}}
+{{- end -}}
+{{- div (add $ms 999) 1000 -}}
+{{- end -}}
+
+{{/*
+TOML rendering of config.toml. Values arrive from YAML (numbers as float64),
+so integral numbers are printed as integers; strings use JSON escapes, which
+are valid TOML basic strings.
+*/}}
+{{- define "csspa.toml.key" -}}
+{{- if regexMatch "^[A-Za-z0-9_-]+$" . -}}{{ . }}{{- else -}}{{ toJson . }}{{- end -}}
+{{- end -}}
+
+{{- define "csspa.toml.value" -}}
+{{- if kindIs "string" . -}}{{ toJson . }}
+{{- else if kindIs "bool" . -}}{{ . }}
+{{- else if kindIs "slice" . -}}
+[{{- range $i, $v := . }}{{ if $i }}, {{ end }}{{ include "csspa.toml.value" $v }}{{ end -}}]
+{{- else if or (kindIs "float64" .) (kindIs "float32" .) -}}
+{{- if eq (float64 (int64 .)) (float64 .) -}}{{ int64 . }}{{- else -}}{{ . }}{{- end -}}
+{{- else -}}{{ . }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+One table: its scalar keys, then its sub-tables. Null values are left out (the
+binary's default applies); empty sub-tables are not written.
+arg: dict "name" <dotted table name> "table" <map>
+*/}}
+{{- define "csspa.toml.table" -}}
+{{- $name := .name -}}
+{{- $table := .table -}}
+{{- $scalars := list -}}
+{{- $tables := list -}}
+{{- range $k, $v := $table -}}
+{{- if kindIs "map" $v -}}{{- $tables = append $tables $k -}}
+{{- else if not (kindIs "invalid" $v) -}}{{- $scalars = append $scalars $k -}}
+{{- end -}}
+{{- end -}}
+{{- if $scalars }}
+[{{ $name }}]
+{{- range $scalars }}
+{{ include "csspa.toml.key" . }} = {{ include "csspa.toml.value" (get $table .) }}
+{{- end }}
+{{ end -}}
+{{- range $tables -}}
+{{- include "csspa.toml.table" (dict "name" (printf "%s.%s" $name (include "csspa.toml.key" .)) "table" (get $table .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The config object the ConfigMap renders: config with cloud.region from
+regionId, relative plugin paths resolved under the plugin directory, and plugin
+settings as strings.
+*/}}
+{{- define "csspa.effectiveConfig" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- $cloud := default dict $config.cloud -}}
+{{- $_ := set $cloud "region" (.Values.regionId | default "") -}}
+{{- $_ := set $config "cloud" $cloud -}}
+{{- $plugins := dict -}}
+{{- range $name, $plugin := (default dict $config.plugins) -}}
+{{- if kindIs "map" $plugin -}}
+{{- $p := deepCopy $plugin -}}
+{{- if and $p.path (not (hasPrefix "/" $p.path)) -}}
+{{- $_ := set $p "path" (printf "%s/%s" (include "csspa.pluginDir" $) $p.path) -}}
+{{- end -}}
+{{- if $p.config -}}
+{{- $settings := dict -}}
+{{- range $k, $v := $p.config -}}
+{{- if kindIs "float64" $v -}}
+{{- $_ := set $settings $k (include "csspa.toml.value" $v) -}}
+{{- else if not (kindIs "invalid" $v) -}}
+{{- $_ := set $settings $k (toString $v) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $p "config" $settings -}}
+{{- end -}}
+{{- $_ := set $plugins $name $p -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $config "plugins" $plugins -}}
+{{- toJson $config -}}
+{{- end -}}
+
+{{/* config.toml, in the order of the binary's default file. */}}
+{{- define "csspa.configToml" -}}
+{{- $config := include "csspa.effectiveConfig" . | fromJson -}}
+{{- $out := printf "# Rendered by the Helm chart %s-%s from the release's values\n# (`config`, `regionId`). Edit the values, not this file.\n" .Chart.Name .Chart.Version -}}
+{{- range $section := list "limits" "cloud" "plugin_defaults" "identity" -}}
+{{- with (get $config $section) -}}
+{{- $out = printf "%s\n%s\n" $out (include "csspa.toml.table" (dict "name" $section "table" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- range $name, $plugin := $config.plugins -}}
+{{- $out = printf "%s\n%s\n" $out (include "csspa.toml.table" (dict "name" (printf "plugins.%s" (include "csspa.toml.key" $name)) "table" $plugin)) -}}
+{{- end -}}
+{{- regexReplaceAll "\n{3,}" $out "\n\n" | trimSuffix "\n" -}}
+{{- end -}}
+
+{{/* The value of an env var from envVarsFromSecret or linux.env, or "". */}}
+{{- define "csspa.hasEnv" -}}
+{{- $name := .name -}}
+{{- $root := .root -}}
+{{- if hasKey (default dict $root.Values.envVarsFromSecret) $name -}}true
+{{- else -}}
+{{- range $root.Values.linux.env -}}{{- if eq .name $name -}}true{{- end -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Checks across values that the schema cannot express. Each failure says what to
+change.
+*/}}
+{{- define "csspa.validate" -}}
+{{- $placeholder := "__ACK_REGION_ID__" -}}
+{{- if contains $placeholder (toString .Values.regionId) -}}
+{{- fail (printf "regionId is the ACK placeholder %s: set it to your region (for example --set regionId=cn-hangzhou), or to \"\" to use each node's region" $placeholder) -}}
+{{- end -}}
+{{- if not (regexMatch "^([a-z]+(-[a-z0-9]+)+)?$" (toString .Values.regionId)) -}}
+{{- fail (printf "regionId %q is not a region id such as cn-hangzhou or ap-southeast-1" .Values.regionId) -}}
+{{- end -}}
+{{- if contains $placeholder (toString .Values.linux.image.repository) -}}
+{{- fail (printf "linux.image.repository contains the ACK placeholder %s: remove linux.image from your values to use this chart's image, or name a real registry" $placeholder) -}}
+{{- end -}}
+{{- $driver := index .Values "secrets-store-csi-driver" | default dict -}}
+{{- range $k := list "image" "registrarImage" "livenessProbeImage" -}}
+{{- $img := dig "linux" $k "repository" "" $driver -}}
+{{- if contains $placeholder (toString $img) -}}
+{{- fail (printf "secrets-store-csi-driver.linux.%s.repository contains the ACK placeholder %s: remove it from your values to use the driver's default image, or name a real registry" $k $placeholder) -}}
+{{- end -}}
+{{- end -}}
+{{- if contains $placeholder (toString (dig "linux" "crds" "image" "repository" "" $driver)) -}}
+{{- fail (printf "secrets-store-csi-driver.linux.crds.image.repository contains the ACK placeholder %s: remove it from your values to use the driver's default image, or name a real registry" $placeholder) -}}
+{{- end -}}
+{{- if $driver.install -}}
+{{- $driverDir := dig "linux" "providersDir" "" $driver -}}
+{{- if and $driverDir (ne (clean $driverDir) (clean .Values.linux.providersDir)) -}}
+{{- fail (printf "linux.providersDir (%s) and secrets-store-csi-driver.linux.providersDir (%s) differ: the driver would not find the provider's socket" .Values.linux.providersDir $driverDir) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.rrsa.enable -}}
+{{- if not (or (include "csspa.hasEnv" (dict "root" . "name" "ALICLOUD_ROLE_ARN")) (include "csspa.hasEnv" (dict "root" . "name" "ALIBABA_CLOUD_ROLE_ARN"))) -}}
+{{- fail "rrsa.enable needs the RAM role to assume: set envVarsFromSecret.ALICLOUD_ROLE_ARN (for example {secretKeyRef: alibaba-credentials, key: rolearn})" -}}
+{{- end -}}
+{{- $oidc := or (include "csspa.hasEnv" (dict "root" . "name" "ALICLOUD_OIDC_PROVIDER_ARN")) (include "csspa.hasEnv" (dict "root" . "name" "ALIBABA_CLOUD_OIDC_PROVIDER_ARN")) -}}
+{{- if not (or $oidc (and .Values.rrsa.accountId .Values.rrsa.clusterId)) -}}
+{{- fail "rrsa.enable needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN, or both rrsa.accountId and rrsa.clusterId" -}}
+{{- end -}}
+{{- end -}}
+{{- if and (or .Values.rrsa.accountId .Values.rrsa.clusterId) (not (and .Values.rrsa.accountId .Values.rrsa.clusterId)) -}}
+{{- fail "rrsa.accountId and rrsa.clusterId go together: set both, or neither" -}}
+{{- end -}}
+{{- $envNames := keys (default dict .Values.envVarsFromSecret) -}}
+{{- range .Values.linux.env -}}
+{{- if has .name $envNames -}}
+{{- fail (printf "linux.env sets %s, which envVarsFromSecret sets too: keep one" .name) -}}
+{{- end -}}
+{{- $envNames = append $envNames .name -}}
+{{- end -}}
+{{- range list "ALICLOUD_ACCOUNT_ID" "ALICLOUD_CLUSTER_ID" -}}
+{{- if and $.Values.rrsa.accountId (has . $envNames) -}}
+{{- fail (printf "%s is set both by rrsa.accountId/clusterId and by envVarsFromSecret or linux.env: keep one" .) -}}
+{{- end -}}
+{{- end -}}
+{{- $files := .Values.pluginFiles -}}
+{{- if and $files.volume (or $files.binaryData $files.configMaps) -}}
+{{- fail "pluginFiles.volume cannot be combined with pluginFiles.binaryData or pluginFiles.configMaps: they would share the plugin directory" -}}
+{{- end -}}
+{{- $hasPluginFiles := or $files.volume $files.binaryData $files.configMaps -}}
+{{- $onlyEmbedded := and $files.binaryData (not $files.configMaps) (not $files.volume) -}}
+{{- $config := include "csspa.effectiveConfig" . | fromJson -}}
+{{- range $name, $plugin := $config.plugins -}}
+{{- if and $plugin.builtin $plugin.path -}}
+{{- fail (printf "config.plugins.%s sets both builtin and path: a route names one plugin" $name) -}}
+{{- end -}}
+{{- if not (or $plugin.builtin $plugin.path) -}}
+{{- fail (printf "config.plugins.%s needs builtin (kms or oos) or path (a .wasm file)" $name) -}}
+{{- end -}}
+{{- $prefix := printf "%s/" (include "csspa.pluginDir" $) -}}
+{{- if and $plugin.path (hasPrefix $prefix $plugin.path) -}}
+{{- $file := trimPrefix $prefix $plugin.path -}}
+{{- if not $hasPluginFiles -}}
+{{- fail (printf "config.plugins.%s.path is %s, but no plugin files are mounted: set pluginFiles.binaryData, pluginFiles.configMaps or pluginFiles.volume" $name $plugin.path) -}}
+{{- end -}}
+{{- if and $onlyEmbedded (not (hasKey $files.binaryData $file)) -}}
+{{- fail (printf "config.plugins.%s.path is %s, but pluginFiles.binaryData has no %s (it has: %s)" $name $plugin.path $file (keys $files.binaryData | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A scalar value (string or number) as a quoted string, integers without exponent. */}}
+{{- define "csspa.string" -}}
+{{- if kindIs "string" . -}}{{ . }}{{- else -}}{{ include "csspa.toml.value" . }}{{- end -}}
+{{- end -}}
+
+{{/* The provider's environment: envVarsFromSecret, RRSA ids, linux.env. */}}
+{{- define "csspa.env" -}}
+{{- range $name, $ref := .Values.envVarsFromSecret }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.secretKeyRef }}
+      key: {{ $ref.key | quote }}
+{{- end }}
+{{- with .Values.rrsa.accountId }}
+- name: ALICLOUD_ACCOUNT_ID
+  value: {{ include "csspa.string" . | quote }}
+{{- end }}
+{{- with .Values.rrsa.clusterId }}
+- name: ALICLOUD_CLUSTER_ID
+  value: {{ include "csspa.string" . | quote }}
+{{- end }}
+{{- with .Values.linux.env }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
