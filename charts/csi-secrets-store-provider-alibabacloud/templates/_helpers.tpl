@@ -150,8 +150,7 @@ arg: dict "name" <dotted table name> "table" <map>
 
 {{/*
 The config object the ConfigMap renders: config with cloud.region from
-regionId, relative plugin paths resolved under the plugin directory, and plugin
-settings as strings.
+regionId, and relative plugin paths resolved under the plugin directory.
 */}}
 {{- define "csspa.effectiveConfig" -}}
 {{- $config := deepCopy .Values.config -}}
@@ -164,17 +163,6 @@ settings as strings.
 {{- $p := deepCopy $plugin -}}
 {{- if and $p.path (not (hasPrefix "/" $p.path)) -}}
 {{- $_ := set $p "path" (printf "%s/%s" (include "csspa.pluginDir" $) $p.path) -}}
-{{- end -}}
-{{- if $p.config -}}
-{{- $settings := dict -}}
-{{- range $k, $v := $p.config -}}
-{{- if kindIs "float64" $v -}}
-{{- $_ := set $settings $k (include "csspa.toml.value" $v) -}}
-{{- else if not (kindIs "invalid" $v) -}}
-{{- $_ := set $settings $k (toString $v) -}}
-{{- end -}}
-{{- end -}}
-{{- $_ := set $p "config" $settings -}}
 {{- end -}}
 {{- $_ := set $plugins $name $p -}}
 {{- end -}}
@@ -222,6 +210,9 @@ change.
 {{- end -}}
 {{- if contains $placeholder (toString .Values.linux.image.repository) -}}
 {{- fail (printf "linux.image.repository contains the ACK placeholder %s: remove linux.image from your values to use this chart's image, or name a real registry" $placeholder) -}}
+{{- end -}}
+{{- if and (hasSuffix "secrets-store-csi-driver-provider-alibaba-cloud" (toString .Values.linux.image.repository)) (hasPrefix "v0." (toString .Values.linux.image.tag)) -}}
+{{- fail (printf "linux.image is %s:%s, the upstream Go provider, which this chart cannot run: remove linux.image.repository and linux.image.tag from your values to use this chart's image" .Values.linux.image.repository .Values.linux.image.tag) -}}
 {{- end -}}
 {{- $driver := index .Values "secrets-store-csi-driver" | default dict -}}
 {{- range $k := list "image" "registrarImage" "livenessProbeImage" -}}
@@ -271,11 +262,12 @@ change.
 {{- $onlyEmbedded := and $files.binaryData (not $files.configMaps) (not $files.volume) -}}
 {{- $config := include "csspa.effectiveConfig" . | fromJson -}}
 {{- range $name, $plugin := $config.plugins -}}
+{{- if not (eq (toString $plugin.enabled) "false") -}}
 {{- if and $plugin.builtin $plugin.path -}}
 {{- fail (printf "config.plugins.%s sets both builtin and path: a route names one plugin" $name) -}}
 {{- end -}}
 {{- if not (or $plugin.builtin $plugin.path) -}}
-{{- fail (printf "config.plugins.%s needs builtin (kms or oos) or path (a .wasm file)" $name) -}}
+{{- fail (printf "config.plugins.%s needs builtin (kms or oos) or path (a .wasm file), or enabled: false to remove the route" $name) -}}
 {{- end -}}
 {{- $prefix := printf "%s/" (include "csspa.pluginDir" $) -}}
 {{- if and $plugin.path (hasPrefix $prefix $plugin.path) -}}
@@ -285,6 +277,7 @@ change.
 {{- end -}}
 {{- if and $onlyEmbedded (not (hasKey $files.binaryData $file)) -}}
 {{- fail (printf "config.plugins.%s.path is %s, but pluginFiles.binaryData has no %s (it has: %s)" $name $plugin.path $file (keys $files.binaryData | sortAlpha | join ", ")) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -1,0 +1,748 @@
+"""The Helm chart, rendered by a real helm: lint, Kubernetes schema validation,
+and what the provider depends on (socket, args, identity, hardening, config)."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from conftest import (
+    BINARY,
+    CHART_SRC,
+    CONFIG_PATH,
+    KUBE_VERSIONS,
+    NAMESPACE,
+    PLUGIN_DIR,
+    PROVIDERS_DIR,
+    REPO,
+    RRSA_TOKEN_PATH,
+    SOCKET_NAME,
+    STS_AUDIENCE,
+    VALUES,
+    chart_values,
+    helm_args,
+    run_helm,
+)
+
+# Every values set the chart is checked with: name -> (values files, --set).
+SCENARIOS = {
+    "defaults": ((), ()),
+    "rrsa-seed": (("rrsa-seed.yaml",), ()),
+    "rrsa-ids": (("rrsa-ids.yaml",), ()),
+    "aksk-seed": (("aksk-seed.yaml",), ()),
+    "rotation": (("rotation.yaml",), ()),
+    "plugin": (("plugin.yaml",), ()),
+    "plugin-volume": (("plugin-volume.yaml",), ()),
+    "strict": (("strict.yaml",), ()),
+    "root-hostnetwork": (("root-hostnetwork.yaml",), ()),
+    "upstream-0.6.0": (("upstream-0.6.0.yaml",), ()),
+    "no-driver": ((), ("secrets-store-csi-driver.install=false",)),
+}
+
+
+def scenario(name, render, kube_version=KUBE_VERSIONS[0]):
+    files, sets = SCENARIOS[name]
+    return render(files, sets, kube_version=kube_version)
+
+
+# === Lint and Kubernetes schemas ===
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_helm_lint(helm, chart, name):
+    files, sets = SCENARIOS[name]
+    proc = run_helm(helm, "lint", "--strict", str(chart), "--namespace", NAMESPACE, *helm_args(files, sets))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_manifests_match_kubernetes_schemas(render, name, kube_version):
+    rendered = scenario(name, render, kube_version)
+    assert rendered.docs
+    for doc in rendered.docs:
+        try:
+            kubernetes_validate.validate(doc, kube_version, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} is invalid for Kubernetes {kube_version}: {err}")
+
+
+def test_kube_version_floor(helm, chart):
+    proc = run_helm(helm, "template", "x", str(chart), "--kube-version", "1.29.0")
+    assert proc.returncode != 0
+    assert "kubeVersion" in proc.stderr or ">=1.30.0-0" in proc.stderr
+
+
+def test_chart_metadata():
+    meta = yaml.safe_load((CHART_SRC / "Chart.yaml").read_text())
+    assert meta["apiVersion"] == "v2"
+    assert meta["version"] == "0.1.0" and meta["appVersion"] == "0.1.0"
+    assert meta["kubeVersion"] == ">=1.30.0-0"
+    (dep,) = meta["dependencies"]
+    assert dep == {
+        "name": "secrets-store-csi-driver",
+        "version": "1.6.0",
+        "repository": "https://kubernetes-sigs.github.io/secrets-store-csi-driver/charts",
+        "condition": "secrets-store-csi-driver.install",
+    }
+
+
+def test_source_tree_has_no_vendored_dependency():
+    # The dependency comes from its repository at package time; tests use a
+    # stand-in in a temporary copy and never write into the source tree.
+    assert not (CHART_SRC / "charts").exists() or not any((CHART_SRC / "charts").iterdir())
+
+
+# === Socket, arguments, probes ===
+
+
+def test_socket_dir_and_arguments(render):
+    r = scenario("defaults", render)
+    c = r.container
+    assert c["command"] == [BINARY]
+    assert c["args"][0] == "serve"
+    args = c["args"][1:]
+    assert "--provider-volume=/provider" in args
+    assert f"--config={CONFIG_PATH}" in args
+    assert "--healthz-port=8989" in args
+    assert "--healthz-path=/healthz" in args
+    assert "--healthz-timeout=5s" in args
+    assert "-v=0" in args
+    assert "--log-format=text" in args
+    # No --region: the region lives in config.toml.
+    assert not any(a.startswith("--region") for a in args)
+
+    vol = r.volume("providers-dir")
+    assert vol["hostPath"] == {"path": PROVIDERS_DIR, "type": "DirectoryOrCreate"}
+    assert r.mount("providers-dir")["mountPath"] == "/provider"
+    assert not r.mount("providers-dir").get("readOnly", False)
+    # The driver looks in the same directory.
+    assert r.driver_values["linux"]["providersDir"] == PROVIDERS_DIR
+
+
+def test_config_mounted_where_the_binary_reads_it(render):
+    r = scenario("defaults", render)
+    mount = r.mount("config")
+    assert mount["mountPath"] == CONFIG_PATH
+    assert mount["subPath"] == "config.toml"
+    assert mount["readOnly"] is True
+    assert r.volume("config")["configMap"]["name"] == "csi-secrets-store-provider-alibabacloud-config"
+
+
+def test_probes(render):
+    r = scenario("defaults", render)
+    c = r.container
+    assert c["ports"] == [{"name": "healthz", "containerPort": 8989, "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/live", "port": "healthz"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    # The readiness probe outlasts the provider's own end-to-end timeout (5s).
+    assert c["readinessProbe"]["timeoutSeconds"] == 6
+
+
+def test_custom_health_settings(render):
+    r = render(sets=("linux.healthzPort=9090", "linux.healthzPath=/ready", "linux.healthzTimeout=1500ms"))
+    c = r.container
+    assert "--healthz-port=9090" in c["args"]
+    assert "--healthz-path=/ready" in c["args"]
+    assert "--healthz-timeout=1500ms" in c["args"]
+    assert c["ports"][0]["containerPort"] == 9090
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert c["readinessProbe"]["timeoutSeconds"] == 3  # ceil(1.5) + 1
+    assert c["livenessProbe"]["httpGet"]["path"] == "/live"
+
+
+def test_log_settings(render):
+    r = scenario("root-hostnetwork", render)
+    assert "-v=4" in r.container["args"]
+    assert "--log-format=json" in r.container["args"]
+
+
+def test_termination_grace_follows_shutdown_grace(render):
+    assert scenario("defaults", render).pod["terminationGracePeriodSeconds"] == 30
+    r = render(sets=("config.limits.shutdown_grace=1m30s",))
+    assert r.pod["terminationGracePeriodSeconds"] == 100
+
+
+# === Hardening ===
+
+
+def test_hardened_by_default(render):
+    r = scenario("defaults", render)
+    pod, c = r.pod, r.container
+    assert pod["hostNetwork"] is False
+    assert "dnsPolicy" not in pod
+    assert pod["enableServiceLinks"] is False
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["fsGroup"] == 65532
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["runAsUser"] == 65532 and sc["runAsGroup"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["privileged"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    # No writable scratch space: the binary keeps tokens in memory.
+    writable = [m for m in c["volumeMounts"] if not m.get("readOnly")]
+    assert [m["name"] for m in writable] == ["providers-dir"]
+    assert not any("emptyDir" in v for v in pod["volumes"])
+
+
+def test_non_root_socket_dir_preparation(render):
+    r = scenario("defaults", render)
+    (init,) = r.pod["initContainers"]
+    assert init["name"] == "prepare-providers-dir"
+    sc = init["securityContext"]
+    assert sc["runAsUser"] == 0
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert init["volumeMounts"] == [{"name": "providers-dir", "mountPath": "/provider"}]
+    script = init["command"][-1]
+    assert 'chgrp 65532 "$dir"' in script
+    assert 'chmod g+rwx,+t "$dir"' in script
+    assert f'sock="$dir/{SOCKET_NAME}"' in script
+    assert '!= "65532"' in script
+
+
+def test_custom_user_and_group(render):
+    r = render(sets=("linux.runAsUser=10001", "linux.runAsGroup=10002"))
+    sc = r.container["securityContext"]
+    assert (sc["runAsUser"], sc["runAsGroup"]) == (10001, 10002)
+    script = r.pod["initContainers"][0]["command"][-1]
+    assert "chgrp 10002" in script and '!= "10001"' in script
+
+
+def test_setup_container_can_be_disabled(render):
+    r = render(sets=("linux.providersDirSetup.enabled=false",))
+    assert "initContainers" not in r.pod
+    assert r.container["securityContext"]["runAsUser"] == 65532
+
+
+def test_root_mode_and_host_network_on_request(render):
+    r = scenario("root-hostnetwork", render)
+    assert "initContainers" not in r.pod
+    sc = r.container["securityContext"]
+    assert sc["runAsUser"] == 0 and "runAsNonRoot" not in sc
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["readOnlyRootFilesystem"] is True
+    assert r.pod["hostNetwork"] is True
+    assert r.pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert "fsGroup" not in r.pod["securityContext"]
+
+
+def test_scheduling_defaults(render):
+    pod = scenario("defaults", render).pod
+    assert pod["tolerations"] == [{"operator": "Exists"}]
+    assert pod["priorityClassName"] == "system-node-critical"
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "type", "operator": "NotIn", "values": ["virtual-kubelet"]}]}]
+
+
+def test_resources(render):
+    c = scenario("defaults", render).container
+    assert c["resources"] == {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
+
+
+def test_image_reference(render):
+    c = scenario("defaults", render).container
+    assert c["image"] == "ghcr.io/alibabacloud-csi/csi-secrets-store-provider-alibabacloud:0.1.0"
+    assert c["imagePullPolicy"] == "IfNotPresent"
+    digest = "sha256:" + "a" * 64
+    c = render(sets=(f"linux.image.digest={digest}",)).container
+    assert c["image"] == f"ghcr.io/alibabacloud-csi/csi-secrets-store-provider-alibabacloud@{digest}"
+
+
+# === RBAC ===
+
+
+def test_rbac_is_get_serviceaccounts_only(render):
+    r = scenario("defaults", render)
+    role = r.one("ClusterRole")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]}]
+    binding = r.one("ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "csi-secrets-store-provider-alibabacloud", "namespace": NAMESPACE}
+    ]
+    sa = r.one("ServiceAccount")
+    assert sa["metadata"]["name"] == "csi-secrets-store-provider-alibabacloud"
+    assert r.pod["serviceAccountName"] == "csi-secrets-store-provider-alibabacloud"
+    assert r.pod["automountServiceAccountToken"] is True
+    # No other RBAC objects anywhere (the stand-in driver renders none).
+    assert not r.has("Role") and not r.has("RoleBinding")
+
+
+def test_upstream_resource_names_are_kept(render):
+    # `helm upgrade` from an upstream release adopts the same objects; the
+    # DaemonSet selector (immutable) is the upstream one.
+    r = scenario("defaults", render)
+    assert r.daemonset["metadata"]["name"] == "csi-secrets-store-provider-alibabacloud"
+    assert r.daemonset["spec"]["selector"] == {"matchLabels": {"app": "csi-secrets-store-provider-alibabacloud"}}
+    assert r.one("ClusterRole")["metadata"]["name"] == "csi-secrets-store-provider-alibabacloud"
+    assert r.one("ClusterRoleBinding")["metadata"]["name"] == "csi-secrets-store-provider-alibabacloud-binding"
+    assert r.container["name"] == "provider-alibabacloud-installer"
+
+
+def test_no_service_account_lookup(render):
+    r = scenario("strict", render)
+    assert not r.has("ClusterRole") and not r.has("ClusterRoleBinding")
+    assert r.one("ServiceAccount")["automountServiceAccountToken"] is False
+    assert r.pod["automountServiceAccountToken"] is False
+
+
+def test_rbac_install_false(render):
+    r = render(sets=("rbac.install=false", "serviceAccount.name=my-provider"))
+    assert not r.has("ServiceAccount") and not r.has("ClusterRole")
+    assert r.pod["serviceAccountName"] == "my-provider"
+
+
+# === Identity: RRSA and envVarsFromSecret ===
+
+
+def secret_env(rendered, name):
+    return rendered.env[name]["valueFrom"]["secretKeyRef"]
+
+
+def test_rrsa_token_volume(render):
+    r = scenario("rrsa-seed", render)
+    (source,) = r.volume("rrsa-token")["projected"]["sources"]
+    token = source["serviceAccountToken"]
+    assert token["audience"] == STS_AUDIENCE
+    assert token["expirationSeconds"] == 7200
+    mount = r.mount("rrsa-token")
+    assert mount["readOnly"] is True
+    assert f"{mount['mountPath']}/{token['path']}" == RRSA_TOKEN_PATH
+    # A non-root process can read it: kubelet gives projected files the pod's fsGroup.
+    assert r.pod["securityContext"]["fsGroup"] == r.container["securityContext"]["runAsGroup"]
+
+
+def test_rrsa_seed_env(render):
+    r = scenario("rrsa-seed", render)
+    assert set(r.env) == {"ALICLOUD_ROLE_ARN", "ALICLOUD_OIDC_PROVIDER_ARN"}
+    assert secret_env(r, "ALICLOUD_ROLE_ARN") == {"name": "alibaba-credentials", "key": "rolearn"}
+    assert secret_env(r, "ALICLOUD_OIDC_PROVIDER_ARN") == {"name": "alibaba-credentials", "key": "oidcproviderarn"}
+
+
+def test_rrsa_from_account_and_cluster_ids(render):
+    r = scenario("rrsa-ids", render)
+    assert r.env["ALICLOUD_ACCOUNT_ID"] == {"name": "ALICLOUD_ACCOUNT_ID", "value": "1234567890123456"}
+    assert r.env["ALICLOUD_CLUSTER_ID"] == {"name": "ALICLOUD_CLUSTER_ID", "value": "c0123456789abcdef0123456789abcdef"}
+    assert secret_env(r, "ALICLOUD_ROLE_ARN") == {"name": "alibaba-credentials", "key": "rolearn"}
+    assert r.config["cloud"]["region"] == "cn-shanghai"
+
+
+def test_numeric_account_id_keeps_its_digits(render):
+    r = render(
+        ("rrsa-seed.yaml",),
+        ("rrsa.accountId=1234567890123456", "rrsa.clusterId=c0123"),
+    )
+    assert r.env["ALICLOUD_ACCOUNT_ID"]["value"] == "1234567890123456"
+
+
+def test_aksk_seed_env(render):
+    r = scenario("aksk-seed", render)
+    assert set(r.env) == {"ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "ALICLOUD_ROLE_ARN"}
+    assert secret_env(r, "ACCESS_KEY_ID") == {"name": "alibaba-credentials", "key": "id"}
+    assert secret_env(r, "SECRET_ACCESS_KEY") == {"name": "alibaba-credentials", "key": "secret"}
+    assert secret_env(r, "ALICLOUD_ROLE_ARN") == {"name": "alibaba-credentials", "key": "rolearn"}
+    # No provider RRSA token unless asked for.
+    assert not any(v["name"] == "rrsa-token" for v in r.pod["volumes"])
+
+
+def test_secrets_only_reach_the_pod_as_references(render):
+    # Credentials never appear as literal values in any manifest.
+    for name in SCENARIOS:
+        r = scenario(name, render)
+        for e in r.container.get("env", []):
+            if e["name"] in {"ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "ALICLOUD_ROLE_ARN", "ALICLOUD_OIDC_PROVIDER_ARN"}:
+                assert "value" not in e and "secretKeyRef" in e["valueFrom"], (name, e)
+
+
+def test_extra_env(render):
+    r = render(
+        ("aksk-seed.yaml",),
+        (
+            "linux.env[0].name=ALIBABACLOUD_KMS_ENDPOINT",
+            "linux.env[0].value=https://kms.cn-hangzhou.aliyuncs.com",
+        ),
+    )
+    assert r.env["ALIBABACLOUD_KMS_ENDPOINT"]["value"] == "https://kms.cn-hangzhou.aliyuncs.com"
+    assert "ACCESS_KEY_ID" in r.env
+
+
+def test_driver_gets_the_sts_token_request(render):
+    for name in ("defaults", "rrsa-seed", "aksk-seed", "strict"):
+        r = scenario(name, render)
+        driver = r.one("CSIDriver")
+        assert {"audience": STS_AUDIENCE} in driver["spec"]["tokenRequests"]
+        assert driver["spec"]["requiresRepublish"] is False
+
+
+def test_no_driver(render):
+    r = scenario("no-driver", render)
+    assert not r.has("CSIDriver")
+    assert r.has("DaemonSet")
+
+
+# === Rotation and sync pass through to the driver ===
+
+
+def test_rotation(render):
+    r = scenario("rotation", render)
+    assert r.one("CSIDriver")["spec"]["requiresRepublish"] is True
+    values = r.driver_values
+    assert values["enableSecretRotation"] is True
+    assert values["rotationPollInterval"] == "120s"
+    assert values["syncSecret"] == {"enabled": True}
+    assert values["tokenRequests"] == [{"audience": STS_AUDIENCE}]
+
+
+# === config.toml ===
+
+
+def test_default_config_matches_the_binary_defaults(render):
+    """The chart's defaults are the binary's (the repository's config.toml),
+    plus the identity policy and the region, which the chart always sets."""
+    rendered = scenario("defaults", render).config
+    shipped = tomllib.loads((REPO / "config.toml").read_text())
+    assert rendered.pop("identity") == {"policy": "upstream"}
+    assert rendered["cloud"].pop("region") == ""
+    shipped.get("cloud", {}).pop("region", None)
+    shipped.pop("identity", None)
+    # An empty [cloud.endpoints] table and an absent one mean the same.
+    for table in (rendered["cloud"], shipped["cloud"]):
+        if table.get("endpoints") == {}:
+            del table["endpoints"]
+    assert rendered == shipped
+
+
+def test_config_region_and_overrides(render):
+    r = render(
+        sets=(
+            "regionId=ap-southeast-1",
+            "config.cloud.network=public",
+            "config.cloud.endpoints.kms=http://127.0.0.1:8765",
+            "config.cloud.allowed_endpoints={*.aliyuncs.com,kms.internal:8443}",
+            "config.cloud.ca_file=/etc/kms-ca/ca.pem",
+            "config.limits.fetch_concurrency=64",
+            "config.limits.mount_timeout=45s",
+        )
+    )
+    config = r.config
+    assert config["cloud"]["region"] == "ap-southeast-1"
+    assert config["cloud"]["network"] == "public"
+    assert config["cloud"]["endpoints"] == {"kms": "http://127.0.0.1:8765"}
+    assert config["cloud"]["allowed_endpoints"] == ["*.aliyuncs.com", "kms.internal:8443"]
+    assert config["cloud"]["ca_file"] == "/etc/kms-ca/ca.pem"
+    assert config["limits"]["fetch_concurrency"] == 64
+    assert config["limits"]["mount_timeout"] == "45s"
+    # Integers stay integers, whatever YAML made of them.
+    assert config["limits"]["response_max_bytes"] == 4194304
+    assert "4194304" in r.config_toml_text and "e+06" not in r.config_toml_text
+
+
+def test_config_change_restarts_the_pods(render):
+    before = scenario("defaults", render).daemonset["spec"]["template"]["metadata"]["annotations"]
+    after = render(sets=("config.limits.fetch_concurrency=64",)).daemonset["spec"]["template"]["metadata"]["annotations"]
+    assert before["checksum/config"] != after["checksum/config"]
+
+
+def test_strict_identity(render):
+    assert scenario("strict", render).config["identity"] == {"policy": "strict"}
+
+
+def test_null_leaves_a_key_to_the_binary(render):
+    r = render(sets=("config.cloud.ca_file=null",))
+    assert "ca_file" not in r.config["cloud"]
+
+
+def test_disable_a_builtin_route(render):
+    r = render(sets=("config.plugins.oos.enabled=false", "config.plugins.oos.builtin=null"))
+    assert r.config["plugins"]["oos"] == {"enabled": False}
+
+
+# === Custom plugins ===
+
+
+def test_embedded_plugin(render):
+    r = scenario("plugin", render)
+    configmap = r.one("ConfigMap", "csi-secrets-store-provider-alibabacloud-plugins")
+    assert configmap["binaryData"] == {"vault.wasm": "AGFzbQ0AAQA="}
+    assert "data" not in configmap
+    (source,) = r.volume("plugins")["projected"]["sources"]
+    assert source == {"configMap": {"name": "csi-secrets-store-provider-alibabacloud-plugins"}}
+    assert r.mount("plugins") == {"name": "plugins", "mountPath": PLUGIN_DIR, "readOnly": True}
+    vault = r.config["plugins"]["vault"]
+    assert vault["path"] == f"{PLUGIN_DIR}/vault.wasm"
+    assert vault["timeout"] == "5s"
+    assert vault["memory_limit_mib"] == 32
+    assert vault["config"] == {"address": "https://vault.internal:8200", "namespace": "team-a", "max_retries": 3}
+    # The built-in routes stay.
+    assert r.config["plugins"]["kms"] == {"builtin": "kms"}
+    assert r.config["plugins"]["oos"] == {"builtin": "oos"}
+    # A new plugin file rolls the pods.
+    assert "checksum/plugins" in r.daemonset["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_plugins_from_existing_configmaps(render):
+    r = render(
+        ("plugin.yaml",),
+        ("pluginFiles.configMaps={team-plugins,more-plugins}",),
+    )
+    sources = r.volume("plugins")["projected"]["sources"]
+    assert [s["configMap"]["name"] for s in sources] == [
+        "csi-secrets-store-provider-alibabacloud-plugins",
+        "team-plugins",
+        "more-plugins",
+    ]
+
+
+def test_plugins_from_any_volume(render):
+    r = scenario("plugin-volume", render)
+    volume = r.volume("plugins")
+    assert volume == {"name": "plugins", "persistentVolumeClaim": {"claimName": "csi-provider-plugins", "readOnly": True}}
+    assert r.mount("plugins")["mountPath"] == PLUGIN_DIR
+    assert not r.has("ConfigMap") or all(
+        not cm["metadata"]["name"].endswith("-plugins") for cm in r.all("ConfigMap")
+    )
+    plugins = r.config["plugins"]
+    assert plugins["vault"] == {"path": f"{PLUGIN_DIR}/vault.wasm"}
+    assert plugins["legacy"] == {"builtin": "kms"}
+
+
+def test_no_plugin_volume_by_default(render):
+    r = scenario("defaults", render)
+    assert not any(v["name"] == "plugins" for v in r.pod["volumes"])
+
+
+# === Upstream values files ===
+
+
+def test_upstream_values_file_works_unchanged(render):
+    r = scenario("upstream-0.6.0", render)
+    pod, c = r.pod, r.container
+    assert c["resources"]["limits"] == {"cpu": "100m", "memory": "500Mi"}
+    assert pod["imagePullSecrets"] == [{"name": "acr-credentials"}]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux", "node-role.kubernetes.io/worker": ""}
+    assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "secrets", "effect": "NoSchedule"}]
+    assert "priorityClassName" not in pod  # upstream's "" means none
+    labels = r.daemonset["spec"]["template"]["metadata"]["labels"]
+    assert labels["team"] == "platform"
+    assert r.daemonset["spec"]["template"]["metadata"]["annotations"]["example.com/owner"] == "platform"
+    assert r.mount("kms-ca") == {"name": "kms-ca", "mountPath": "/etc/kms-ca", "readOnly": True}
+    assert r.volume("kms-ca") == {"name": "kms-ca", "configMap": {"name": "kms-instance-ca"}}
+    assert "-v=2" in c["args"]
+    assert r.config["cloud"]["region"] == "cn-hangzhou"
+    assert secret_env(r, "ALICLOUD_ROLE_SESSION_EXPIRATION") == {
+        "name": "alibaba-credentials",
+        "key": "rolesessionexpiration",
+    }
+    assert secret_env(r, "ALICLOUD_OIDC_TOKEN_FILE")["key"] == "oidctokenfile"
+    driver = r.driver_values
+    assert driver["linux"]["image"]["repository"] == "registry.cn-hangzhou.aliyuncs.com/acs/csi-secrets-store-driver"
+    assert driver["linux"]["metricsAddr"] == ":8080"
+
+
+def test_image_pull_secrets_as_names(render):
+    r = render(sets=("imagePullSecrets={one,two}",))
+    assert r.pod["imagePullSecrets"] == [{"name": "one"}, {"name": "two"}]
+
+
+def test_linux_disabled(render):
+    r = render(sets=("linux.enabled=false",))
+    assert not r.has("DaemonSet")
+    assert not any(cm["metadata"]["name"].startswith("csi-secrets") for cm in r.all("ConfigMap"))
+
+
+# === Bad values fail, with a message that says what to fix ===
+
+SCHEMA_ERRORS = {
+    "port out of range": (("linux.healthzPort=70000",), ("/linux/healthzPort", "maximum")),
+    "unknown policy": (("config.identity.policy=lenient",), ("/config/identity/policy", "strict")),
+    "verbosity": (("logVerbosity=11",), ("/logVerbosity", "maximum")),
+    "typo at top level": (("linx.enabled=true",), ("linx",)),
+    "typo in linux": (("linux.hostNetwrok=true",), ("hostNetwrok",)),
+    "typo in config": (("config.limits.mount_timout=10s",), ("mount_timout",)),
+    "rotation interval without unit": (
+        ("secrets-store-csi-driver.rotationPollInterval=120",),
+        ("/secrets-store-csi-driver/rotationPollInterval",),
+    ),
+    "bad duration": (("config.limits.mount_timeout=thirty",), ("/config/limits/mount_timeout",)),
+    "bad network": (("config.cloud.network=internal",), ("/config/cloud/network", "vpc")),
+    "env entry without key": (
+        ("envVarsFromSecret.ACCESS_KEY_ID.secretKeyRef=alibaba-credentials",),
+        ("/envVarsFromSecret/ACCESS_KEY_ID", "key"),
+    ),
+    "not a wasm file": (("pluginFiles.binaryData.vault\\.wasm=aGVsbG8=",), ("/pluginFiles/binaryData/vault.wasm",)),
+    "unknown builtin": (("config.plugins.vault.builtin=vault",), ("/config/plugins/vault",)),
+    "plugin memory too large": (
+        ("config.plugins.kms.memory_limit_mib=8192",),
+        ("/config/plugins/kms",),
+    ),
+    "bad pull policy": (("linux.image.pullPolicy=Sometimes",), ("/linux/image/pullPolicy",)),
+    "negative uid": (("linux.runAsUser=-1",), ("/linux/runAsUser", "minimum")),
+}
+
+
+@pytest.mark.parametrize("case", SCHEMA_ERRORS)
+def test_schema_rejects_bad_values(render_error, case):
+    sets, expected = SCHEMA_ERRORS[case]
+    err = render_error(sets=sets)
+    assert "values don't meet the specifications of the schema" in err, err
+    for text in expected:
+        assert text in err, f"{text!r} not in:\n{err}"
+
+
+TEMPLATE_ERRORS = {
+    "ACK region placeholder": (
+        ((), ("regionId=__ACK_REGION_ID__",)),
+        "regionId is the ACK placeholder __ACK_REGION_ID__: set it to your region",
+    ),
+    "bad region": (((), ("regionId=Hangzhou",)), 'regionId "Hangzhou" is not a region id'),
+    "ACK image placeholder": (
+        ((), ("linux.image.repository=registry-__ACK_REGION_ID__.aliyuncs.com/acs/x",)),
+        "linux.image.repository contains the ACK placeholder",
+    ),
+    "ACK driver image placeholder": (
+        ((), ("secrets-store-csi-driver.linux.image.repository=registry.__ACK_REGION_ID__.aliyuncs.com/acs/d",)),
+        "secrets-store-csi-driver.linux.image.repository contains the ACK placeholder",
+    ),
+    "upstream Go image": (
+        (
+            (),
+            (
+                "linux.image.repository=registry.cn-hangzhou.aliyuncs.com/acs/secrets-store-csi-driver-provider-alibaba-cloud",
+                "linux.image.tag=v0.6.0",
+            ),
+        ),
+        "the upstream Go provider, which this chart cannot run",
+    ),
+    "RRSA without role": (((), ("rrsa.enable=true",)), "rrsa.enable needs the RAM role to assume"),
+    "RRSA without OIDC provider": (
+        (
+            (),
+            (
+                "rrsa.enable=true",
+                "envVarsFromSecret.ALICLOUD_ROLE_ARN.secretKeyRef=alibaba-credentials",
+                "envVarsFromSecret.ALICLOUD_ROLE_ARN.key=rolearn",
+            ),
+        ),
+        "rrsa.enable needs the cluster's OIDC provider",
+    ),
+    "half of the RRSA ids": (((), ("rrsa.accountId=123",)), "rrsa.accountId and rrsa.clusterId go together"),
+    "duplicate env": (
+        (("aksk-seed.yaml",), ("linux.env[0].name=ACCESS_KEY_ID", "linux.env[0].value=x")),
+        "linux.env sets ACCESS_KEY_ID, which envVarsFromSecret sets too",
+    ),
+    "providers dir mismatch": (
+        ((), ("linux.providersDir=/etc/kubernetes/secrets-store-csi-providers",)),
+        "linux.providersDir (/etc/kubernetes/secrets-store-csi-providers) and secrets-store-csi-driver.linux.providersDir",
+    ),
+    "plugin path without files": (
+        ((), ("config.plugins.vault.path=vault.wasm",)),
+        "config.plugins.vault.path is /etc/csi-secrets-store-provider-alibabacloud/plugins/vault.wasm, but no plugin files are mounted",
+    ),
+    "plugin file missing": (
+        (("plugin.yaml",), ("config.plugins.other.path=other.wasm",)),
+        "pluginFiles.binaryData has no other.wasm (it has: vault.wasm)",
+    ),
+    "route with builtin and path": (
+        (("plugin.yaml",), ("config.plugins.vault.builtin=kms",)),
+        "config.plugins.vault sets both builtin and path",
+    ),
+    "volume and configmaps": (
+        (("plugin-volume.yaml",), ("pluginFiles.configMaps={a}",)),
+        "pluginFiles.volume cannot be combined",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", TEMPLATE_ERRORS)
+def test_inconsistent_values_fail_clearly(render_error, case):
+    (files, sets), message = TEMPLATE_ERRORS[case]
+    err = render_error(files, sets)
+    assert message in err, f"{message!r} not in:\n{err}"
+
+
+# === Documentation of the values ===
+
+
+def leaf_paths(value, prefix=""):
+    """Dotted paths of values.yaml; maps that hold user-chosen keys count as one value."""
+    opaque = {
+        "linux.nodeSelector", "linux.affinity", "linux.podLabels", "linux.podAnnotations",
+        "linux.updateStrategy", "linux.resources", "linux.providersDirSetup.resources",
+        "envVarsFromSecret", "config.cloud.endpoints", "config.plugins", "pluginFiles.binaryData",
+        "pluginFiles.volume",
+    }
+    if isinstance(value, dict) and value and prefix not in opaque:
+        for key, sub in value.items():
+            yield from leaf_paths(sub, f"{prefix}.{key}" if prefix else key)
+    else:
+        yield prefix
+
+
+def test_every_value_is_documented_and_in_the_schema():
+    values = chart_values()
+    readme = (CHART_SRC / "README.md").read_text()
+    schema = json.loads((CHART_SRC / "values.schema.json").read_text())
+    missing_doc, missing_schema = [], []
+    for path in leaf_paths(values):
+        if f"`{path}`" not in readme:
+            missing_doc.append(path)
+        node = schema
+        for part in path.split("."):
+            props = node.get("properties", {})
+            if part not in props:
+                missing_schema.append(path)
+                break
+            node = props[part]
+    assert not missing_doc, f"values missing from the chart README: {missing_doc}"
+    assert not missing_schema, f"values missing from values.schema.json: {missing_schema}"
+
+
+def key_lines(lines):
+    """Dotted path -> index of the line that defines it, for the mapping keys
+    of a YAML file written in block style (as values.yaml is)."""
+    stack: list[tuple[int, str]] = []
+    found = {}
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\s*)([A-Za-z][\w.-]*):(\s|$)", line)
+        if not m:
+            continue
+        indent = len(m.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, m.group(2)))
+        found.setdefault(".".join(k for _, k in stack), i)
+    return found
+
+
+def test_every_value_is_commented():
+    """Each value (as README.md lists them) has a `# --` comment just above it."""
+    lines = (CHART_SRC / "values.yaml").read_text().splitlines()
+    where = key_lines(lines)
+    uncommented = []
+    for path in leaf_paths(chart_values()):
+        j = where[path] - 1
+        block = []
+        while j >= 0 and lines[j].strip().startswith("#"):
+            block.insert(0, lines[j].strip())
+            j -= 1
+        if not block or not block[0].startswith("# --"):
+            uncommented.append(path)
+    assert not uncommented, f"values without a comment: {uncommented}"
+
+
+def test_values_sets_are_valid_yaml():
+    for f in VALUES.glob("*.yaml"):
+        assert isinstance(yaml.safe_load(f.read_text()), dict), f
