@@ -1,0 +1,244 @@
+//! The HTTP front: routes, the per-request pipeline and response rendering.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use alibabacloud_signature::percent_encode;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::admin;
+use crate::api::{self, Api, Call, Product, Store};
+use crate::auth::{self, NONCE_CAPACITY, NONCE_WINDOW, NonceCache};
+use crate::error::ApiError;
+use crate::faults::{Faults, Latency};
+use crate::iam::{Credential, Identities};
+use crate::request::ApiRequest;
+use crate::seed::{AccessKey, KmsSecret, OosParameter, Seed, SeedError};
+use crate::stats::{NO_ACTION, SUCCESS, StatsRecorder};
+
+/// Everything a running emulator holds.
+pub(crate) struct AppState {
+    pub store: Store,
+    pub identities: Identities,
+    pub nonces: NonceCache,
+    pub faults: Faults,
+    pub latency: RwLock<Latency>,
+    pub stats: StatsRecorder,
+}
+
+impl AppState {
+    pub fn new(seed: &Seed) -> Self {
+        AppState {
+            store: Store::from_seed(seed),
+            identities: Identities::from_access_keys(&seed.access_keys),
+            nonces: NonceCache::new(NONCE_WINDOW, NONCE_CAPACITY),
+            faults: Faults::default(),
+            latency: RwLock::new(Latency::NONE),
+            stats: StatsRecorder::default(),
+        }
+    }
+
+    pub fn latency(&self) -> Latency {
+        *self.latency.read().expect("latency lock")
+    }
+
+    pub fn set_latency(&self, latency: Latency) {
+        *self.latency.write().expect("latency lock") = latency;
+    }
+
+    pub fn put_kms_secret(&self, secret: KmsSecret) -> Result<(), SeedError> {
+        secret.validate()?;
+        let mut secrets = self.store.kms.write().expect("kms lock");
+        secrets.insert(secret.name.clone(), secret);
+        Ok(())
+    }
+
+    pub fn rotate_kms_secret(
+        &self,
+        name: &str,
+        version_id: &str,
+        data: &str,
+    ) -> Result<(), SeedError> {
+        let mut secrets = self.store.kms.write().expect("kms lock");
+        let secret = secrets
+            .get_mut(name)
+            .ok_or_else(|| SeedError::Invalid(format!("KMS secret {name:?} does not exist")))?;
+        let mut rotated = secret.clone();
+        rotated.rotate(version_id, data);
+        rotated.validate()?;
+        *secret = rotated;
+        Ok(())
+    }
+
+    pub fn put_oos_parameter(&self, parameter: OosParameter) -> Result<(), SeedError> {
+        parameter.validate()?;
+        let mut parameters = self.store.oos.write().expect("oos lock");
+        parameters.insert(parameter.name.clone(), parameter);
+        Ok(())
+    }
+
+    pub fn put_access_key(&self, key: AccessKey) -> Result<(), SeedError> {
+        Seed::default().with_access_key(key.clone()).validate()?;
+        self.identities.insert(Credential::from(&key));
+        Ok(())
+    }
+}
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(serve_api).post(serve_api))
+        .nest("/__emulator", admin::routes())
+        .fallback(unknown_path)
+        .with_state(state)
+}
+
+async fn serve_api(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let request = ApiRequest::new(method, &uri, headers, body);
+    // Sampled, then slept without holding anything, so that concurrent
+    // requests overlap their delays.
+    let delay = state.latency().sample();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+
+    let api = request.action().and_then(api::find);
+    let result = process(&state, &request, api);
+    let action = request.action().unwrap_or(NO_ACTION);
+    let outcome = result
+        .as_ref()
+        .map_or_else(|e| e.code.as_str(), |_| SUCCESS);
+    state.stats.record(action, outcome);
+
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(body) => {
+            tracing::debug!(action, %request_id, elapsed_ms, "answered");
+            success(body, &request_id)
+        }
+        Err(error) => {
+            tracing::info!(action, %request_id, code = %error.code, status = error.status.as_u16(), elapsed_ms, "answered with an error");
+            error_response(
+                &error,
+                &request_id,
+                request.host_id(),
+                api.map(|a| a.product),
+            )
+        }
+    }
+}
+
+/// Routing, authentication, faults and the handler, in the real gateway's order.
+fn process(
+    state: &AppState,
+    request: &ApiRequest,
+    api: Option<&'static Api>,
+) -> Result<Value, ApiError> {
+    if request.action().is_none() {
+        return Err(ApiError::missing_parameter("Action"));
+    }
+    let api = api.ok_or_else(ApiError::action_not_found)?;
+    let version = request
+        .version()
+        .ok_or_else(|| ApiError::missing_parameter("Version"))?;
+    if version != api.version {
+        return Err(ApiError::invalid_version());
+    }
+    let credential = if api.anonymous {
+        None
+    } else {
+        Some(auth::authenticate(
+            request,
+            &state.identities,
+            &state.nonces,
+            OffsetDateTime::now_utc(),
+        )?)
+    };
+    if let Some(error) = state.faults.check(api.action, (api.object)(request)) {
+        return Err(error);
+    }
+    let call = Call {
+        request,
+        store: &state.store,
+        product: api.product,
+        principal: credential.as_deref().map(|c| &*c.principal),
+    };
+    (api.handler)(&call)
+}
+
+async fn unknown_path(headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    error_response(&ApiError::action_not_found(), &new_request_id(), host, None)
+}
+
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string().to_ascii_uppercase()
+}
+
+fn success(mut body: Value, request_id: &str) -> Response {
+    if let Value::Object(fields) = &mut body {
+        fields.insert("RequestId".into(), Value::String(request_id.to_string()));
+    }
+    json_response(StatusCode::OK, &body, request_id, None)
+}
+
+fn error_response(
+    error: &ApiError,
+    request_id: &str,
+    host_id: &str,
+    product: Option<Product>,
+) -> Response {
+    let product = product.map_or(String::new(), |p| format!("&product={}", p.code()));
+    let body = json!({
+        "RequestId": request_id,
+        "HostId": host_id,
+        "Code": error.code,
+        "Message": error.message,
+        "Recommend": format!(
+            "https://api.aliyun.com/troubleshoot?q={}{product}&requestId={request_id}",
+            percent_encode(&error.code)
+        ),
+    });
+    json_response(error.status, &body, request_id, error.retry_after)
+}
+
+fn json_response(
+    status: StatusCode,
+    body: &Value,
+    request_id: &str,
+    retry_after: Option<u32>,
+) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(HeaderName::from_static("x-acs-request-id"), id);
+    }
+    if let Some(seconds) = retry_after {
+        headers.insert(
+            HeaderName::from_static("x-acs-retry-after"),
+            HeaderValue::from(seconds),
+        );
+    }
+    response
+}
