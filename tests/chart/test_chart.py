@@ -19,6 +19,7 @@ from conftest import (
     NAMESPACE,
     PLUGIN_DIR,
     PROVIDERS_DIR,
+    RELEASE,
     REPO,
     RRSA_TOKEN_PATH,
     SOCKET_NAME,
@@ -757,3 +758,36 @@ def test_every_value_is_commented():
 def test_values_sets_are_valid_yaml():
     for f in VALUES.glob("*.yaml"):
         assert isinstance(yaml.safe_load(f.read_text()), dict), f
+
+
+# === NOTES.txt ===
+
+
+def notes(helm, chart, value_files=(), sets=()):
+    proc = run_helm(
+        helm, "install", RELEASE, str(chart), "--namespace", NAMESPACE,
+        "--dry-run=client", *helm_args(value_files, sets),
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split("NOTES:", 1)[1]
+
+
+
+def test_notes_default(helm, chart):
+    text = notes(helm, chart)
+    assert "/var/run/secrets-store-csi-providers/alibabacloud.sock" in text
+    assert "as uid 65532, gid 65532" in text
+    assert "Identity policy: upstream" in text
+    assert "config.identity.policy=strict" in text
+    assert "WARNING" not in text
+
+
+def test_notes_warn_about_what_will_not_work(helm, chart):
+    text = notes(
+        helm, chart, ("rrsa-seed.yaml", "strict.yaml"),
+        ("secrets-store-csi-driver.tokenRequests=null",),
+    )
+    assert "Identity policy: strict" in text
+    assert "which the strict policy never uses" in text
+    assert "tokenRequests has no audience sts.aliyuncs.com" in text
+    assert "system:serviceaccount:kube-system:csi-secrets-store-provider-alibabacloud" in text
