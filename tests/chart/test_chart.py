@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import (
+from chart_helpers import (
     BINARY,
     CHART_SRC,
     CONFIG_PATH,

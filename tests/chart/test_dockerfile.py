@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from conftest import BINARY, REPO, chart_values
+from chart_helpers import BINARY, REPO, chart_values
 
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
