@@ -18,7 +18,7 @@ use crate::request::ApiRequest;
 use crate::seed::{KmsSecret, OosParameter, Seed};
 
 /// Every action the emulator serves.
-pub(crate) const APIS: &[&Api] = &[&kms::GET_SECRET_VALUE, &oos::GET_SECRET_PARAMETER];
+pub(crate) static APIS: &[&Api] = &[&kms::GET_SECRET_VALUE, &oos::GET_SECRET_PARAMETER];
 
 /// Looks an action up by name.
 pub(crate) fn find(action: &str) -> Option<&'static Api> {

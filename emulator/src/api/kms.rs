@@ -10,7 +10,7 @@ use crate::seed::{ACS_CURRENT, KmsSecretVersion};
 
 pub(crate) const VERSION: &str = "2016-01-20";
 
-pub(crate) const GET_SECRET_VALUE: Api = Api {
+pub(crate) static GET_SECRET_VALUE: Api = Api {
     action: "GetSecretValue",
     version: VERSION,
     product: Product::Kms,

@@ -9,7 +9,7 @@ use crate::request::ApiRequest;
 
 pub(crate) const VERSION: &str = "2019-06-01";
 
-pub(crate) const GET_SECRET_PARAMETER: Api = Api {
+pub(crate) static GET_SECRET_PARAMETER: Api = Api {
     action: "GetSecretParameter",
     version: VERSION,
     product: Product::Oos,
