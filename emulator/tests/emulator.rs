@@ -870,3 +870,78 @@ async fn dropping_the_emulator_stops_it() {
     }
     assert!(refused, "the listener is still open");
 }
+
+// === The binary ===
+
+const BINARY: &str = env!("CARGO_BIN_EXE_alibabacloud-emulator");
+const EXAMPLE_SEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/emulator-seed.toml"
+);
+
+#[tokio::test]
+async fn the_binary_announces_its_port_serves_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(BINARY)
+        .args(["--seed", EXAMPLE_SEED, "--listen", "127.0.0.1:0"])
+        .args(["--latency", "5ms", "--region", "cn-beijing"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the binary announced itself in time")
+        .unwrap()
+        .unwrap();
+    let port: u16 = first
+        .strip_prefix("alibabacloud-emulator listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .parse()
+        .unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+
+    Req::kms("test")
+        .v3(&addr.to_string())
+        .send(addr)
+        .await
+        .assert_ok();
+    Req::kms("acs:kms:cn-beijing:1234567890123456:secret/test")
+        .v1()
+        .send(addr)
+        .await
+        .assert_ok();
+    let latency = admin(addr, "GET", "/__emulator/latency", None).await;
+    assert_eq!(latency.json, json!({"latency": "5ms"}));
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the binary stopped on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_binary_refuses_a_bad_seed_with_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.toml");
+    std::fs::write(&seed, "[[access_keys]]\nid = \"a\"\n").unwrap();
+    let output = std::process::Command::new(BINARY)
+        .args(["--seed".as_ref(), seed.as_os_str()])
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid seed TOML"), "{stderr}");
+    assert!(stderr.contains("secret"), "{stderr}");
+}
