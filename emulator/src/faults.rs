@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
-/// An error to answer instead of processing matching requests.
+/// An error to answer instead of processing matching requests. Faults are
+/// checked after a request is authenticated, in the order they were added.
 ///
 /// Without [`times`](Fault::times) or [`probability`](Fault::probability) it
 /// fires on every matching request.

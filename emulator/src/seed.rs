@@ -239,7 +239,7 @@ impl AccessKey {
         self
     }
 
-    fn validate(&self) -> Result<(), SeedError> {
+    pub(crate) fn validate(&self) -> Result<(), SeedError> {
         if self.id.is_empty() || self.secret.is_empty() {
             return invalid("access keys need a non-empty id and secret".into());
         }

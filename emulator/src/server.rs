@@ -85,7 +85,7 @@ impl AppState {
     }
 
     pub fn put_access_key(&self, key: AccessKey) -> Result<(), SeedError> {
-        Seed::default().with_access_key(key.clone()).validate()?;
+        key.validate()?;
         self.identities.insert(Credential::from(&key));
         Ok(())
     }
