@@ -1,1 +1,376 @@
-fn main() {}
+//! The `csi-secrets-store-provider-alibabacloud` command: `serve` (the
+//! provider), `mount` (act as the CSI driver against a running provider), and
+//! `version`. Wiring only; the work is in the library.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+
+use provider::config::{Config, DEFAULT_CONFIG_PATH};
+use provider::logging::{self, LogFormat};
+use provider::proto::{MountRequest, VersionRequest};
+use provider::server::{self, SOCKET_FILE, SocketGuard};
+use provider::{Provider, health, spc};
+
+/// Exit status for a bad command line or configuration (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "csi-secrets-store-provider-alibabacloud",
+    version,
+    about = "Secrets Store CSI Driver provider for Alibaba Cloud KMS and OOS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the provider on <provider-volume>/alibabacloud.sock.
+    Serve(ServeArgs),
+    /// Act as the CSI driver: send a Mount built from a SecretProviderClass
+    /// manifest to a running provider and show (or write) the result.
+    Mount(MountArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Directory of the provider socket (the driver's providers directory).
+    #[arg(long, default_value = "/var/run/secrets-store-csi-providers")]
+    provider_volume: PathBuf,
+    /// Port of the HTTP health server (/live and the healthz path).
+    #[arg(long, default_value_t = 8989)]
+    healthz_port: u16,
+    /// Path of the readiness check.
+    #[arg(long, default_value = "/healthz")]
+    healthz_path: String,
+    /// Timeout of one readiness check, e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    healthz_timeout: Duration,
+    /// Address the health server binds.
+    #[arg(long, default_value = "0.0.0.0")]
+    healthz_bind_address: IpAddr,
+    /// Default region for SecretProviderClasses without `region`.
+    #[arg(long)]
+    region: Option<String>,
+    /// Config file (default: /etc/csi-secrets-store-provider-alibabacloud/config.toml
+    /// if it exists, else the built-in defaults).
+    #[arg(long, env = "CSI_PROVIDER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log verbosity, klog-style (0: info, 2-4: debug, 5+: trace).
+    #[arg(short = 'v', long = "v", default_value_t = 0)]
+    verbosity: u8,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Accepted for compatibility with the upstream provider; concurrency is
+    /// set by [limits] in the config file.
+    #[arg(long, hide = true)]
+    max_concurrent_kms_secret_pulls: Option<u32>,
+    /// Accepted for compatibility with the upstream provider.
+    #[arg(long, hide = true)]
+    max_concurrent_oos_secret_pulls: Option<u32>,
+}
+
+#[derive(Args)]
+struct MountArgs {
+    /// SecretProviderClass manifest (YAML); its spec.parameters are sent.
+    #[arg(long)]
+    spc: PathBuf,
+    /// Provider socket.
+    #[arg(
+        long,
+        default_value = "/var/run/secrets-store-csi-providers/alibabacloud.sock"
+    )]
+    socket: PathBuf,
+    /// Pod namespace.
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// Pod name.
+    #[arg(long, default_value = "debug-pod")]
+    pod_name: String,
+    /// Pod UID.
+    #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
+    pod_uid: String,
+    /// The pod's service account.
+    #[arg(long, default_value = "default")]
+    service_account: String,
+    /// A nodePublishSecretRef entry, KEY=VALUE (repeatable).
+    #[arg(long = "secret", value_parser = parse_key_value)]
+    secrets: Vec<(String, String)>,
+    /// An extra volume attribute, KEY=VALUE (repeatable); overrides SPC parameters.
+    #[arg(long = "attribute", value_parser = parse_key_value)]
+    attributes: Vec<(String, String)>,
+    /// Default file mode, octal.
+    #[arg(long, default_value = "0644")]
+    mode: String,
+    /// Deadline sent with the request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Write the files under this directory (created; must be empty or absent).
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Print the files' contents (they are secrets: for local testing only).
+    #[arg(long)]
+    show_contents: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 5s, 500ms)"))
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Mount(args) => mount(args).await,
+            Command::Version => {
+                println!("{} {}", server::RUNTIME_NAME, env!("CARGO_PKG_VERSION"));
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if error.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// A configuration or command-line problem (exit status 64).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    logging::init(args.verbosity, args.log_format);
+    if args.max_concurrent_kms_secret_pulls.is_some()
+        || args.max_concurrent_oos_secret_pulls.is_some()
+    {
+        tracing::info!(
+            "--max-concurrent-*-secret-pulls are accepted for compatibility and ignored; see [limits] in the config file"
+        );
+    }
+    let config_path = args.config.clone().or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+        default.is_file().then_some(default)
+    });
+    let config = Config::load(config_path.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+    let grace = config.limits.shutdown_grace;
+    let provider = Provider::new(config, args.region.clone(), std::env::vars().collect())
+        .map_err(|e| UsageError(e.to_string()))?;
+    let provider = Arc::new(provider);
+
+    if !args.provider_volume.is_dir() {
+        return Err(UsageError(format!(
+            "--provider-volume {} is not a directory; mount the driver's providers directory there",
+            args.provider_volume.display()
+        ))
+        .into());
+    }
+    let socket = args.provider_volume.join(SOCKET_FILE);
+    let listener = server::bind_socket(&socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let _guard = SocketGuard(socket.clone());
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let (health_addr, health_server) = health::bind(
+        health::HealthSettings {
+            addr: SocketAddr::new(args.healthz_bind_address, args.healthz_port),
+            path: args.healthz_path.clone(),
+            timeout: args.healthz_timeout,
+            socket: socket.clone(),
+        },
+        stopped(),
+    )
+    .await?;
+    let health_task = tokio::spawn(health_server);
+    tracing::info!(
+        socket = %socket.display(),
+        health = %health_addr,
+        object_types = %provider.object_types().join(","),
+        version = env!("CARGO_PKG_VERSION"),
+        "provider ready"
+    );
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    server::serve(provider, listener, stopped(), grace).await?;
+    let _ = tokio::time::timeout(Duration::from_secs(2), health_task).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// Reads `spec.parameters` (and `metadata.name`) of a SecretProviderClass.
+fn read_spc(path: &Path) -> anyhow::Result<(String, BTreeMap<String, String>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&text).with_context(|| format!("{} is not YAML", path.display()))?;
+    let name = doc["metadata"]["name"]
+        .as_str()
+        .unwrap_or("spc")
+        .to_string();
+    let provider_name = doc["spec"]["provider"].as_str().unwrap_or_default();
+    if provider_name != server::PROVIDER_NAME {
+        bail!(
+            "{}: spec.provider is {provider_name:?}; this provider serves {:?}",
+            path.display(),
+            server::PROVIDER_NAME
+        );
+    }
+    let parameters: BTreeMap<String, String> =
+        serde_yaml::from_value(doc["spec"]["parameters"].clone()).with_context(|| {
+            format!(
+                "{}: spec.parameters must map names to strings",
+                path.display()
+            )
+        })?;
+    Ok((name, parameters))
+}
+
+async fn mount(args: MountArgs) -> anyhow::Result<()> {
+    let (spc_name, mut attributes) = read_spc(&args.spc)?;
+    attributes.insert("secretProviderClass".into(), spc_name);
+    attributes.extend(args.attributes.iter().cloned());
+    attributes.insert(spc::ATTR_POD_NAMESPACE.into(), args.namespace.clone());
+    attributes.insert(spc::ATTR_POD_NAME.into(), args.pod_name.clone());
+    attributes.insert(spc::ATTR_POD_UID.into(), args.pod_uid.clone());
+    attributes.insert(
+        spc::ATTR_SERVICE_ACCOUNT.into(),
+        args.service_account.clone(),
+    );
+    attributes.insert("csi.storage.k8s.io/ephemeral".into(), "true".into());
+    let secrets: BTreeMap<&str, &str> = args
+        .secrets
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mode = u32::from_str_radix(args.mode.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| UsageError(format!("--mode {:?} is not an octal file mode", args.mode)))?;
+    let request = MountRequest {
+        attributes: serde_json::to_string(&attributes)?,
+        secrets: serde_json::to_string(&secrets)?,
+        target_path: format!(
+            "/var/lib/kubelet/pods/{}/volumes/kubernetes.io~csi/secrets-store-inline/mount",
+            args.pod_uid
+        ),
+        permission: mode.to_string(),
+        current_object_version: Vec::new(),
+    };
+
+    let mut client = provider::client::provider_client(&args.socket)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to the provider at {}",
+                args.socket.display()
+            )
+        })?;
+    let version = client
+        .version(VersionRequest {
+            version: "v1alpha1".into(),
+        })
+        .await?
+        .into_inner();
+    let mut grpc_request = tonic::Request::new(request);
+    grpc_request.set_timeout(args.timeout);
+    let started = std::time::Instant::now();
+    let response = match client.mount(grpc_request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => bail!("Mount failed: {:?}: {}", status.code(), status.message()),
+    };
+    println!(
+        "Mount by {} {} succeeded in {:.1} ms",
+        version.runtime_name,
+        version.runtime_version,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    println!("object versions:");
+    for v in &response.object_version {
+        println!("  {:<32} {}", v.id, v.version);
+    }
+    println!("files:");
+    for file in &response.files {
+        println!(
+            "  {:<32} {:04o} {:>7} bytes",
+            file.path,
+            file.mode,
+            file.contents.len()
+        );
+        if args.show_contents {
+            println!("      {}", String::from_utf8_lossy(&file.contents));
+        }
+    }
+    if let Some(dir) = &args.output_dir {
+        write_files(dir, &response.files)?;
+        println!("written under {}", dir.display());
+    }
+    Ok(())
+}
+
+fn write_files(dir: &Path, files: &[provider::proto::File]) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!("{} is not empty", dir.display());
+    }
+    for file in files {
+        provider::paths::validate(&file.path).map_err(anyhow::Error::msg)?;
+        let target = dir.join(&file.path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, &file.contents)?;
+        std::fs::set_permissions(
+            &target,
+            std::fs::Permissions::from_mode(file.mode as u32 & 0o777),
+        )?;
+    }
+    Ok(())
+}

@@ -175,7 +175,9 @@ pub mod v3 {
     ) -> String {
         let (request, signed_headers) = canonical_request(input);
         let sig = signature(&string_to_sign(&request), access_key_secret);
-        format!("{ALGORITHM} Credential={access_key_id},SignedHeaders={signed_headers},Signature={sig}")
+        format!(
+            "{ALGORITHM} Credential={access_key_id},SignedHeaders={signed_headers},Signature={sig}"
+        )
     }
 
     /// The parts of a V3 `Authorization` header.
@@ -201,7 +203,11 @@ pub mod v3 {
             if let Some(v) = part.strip_prefix("Credential=") {
                 credential = Some(v.to_string());
             } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
-                signed = Some(v.split(';').map(|h| h.trim().to_ascii_lowercase()).collect());
+                signed = Some(
+                    v.split(';')
+                        .map(|h| h.trim().to_ascii_lowercase())
+                        .collect(),
+                );
             } else if let Some(v) = part.strip_prefix("Signature=") {
                 sig = Some(v.to_string());
             }
@@ -321,10 +327,7 @@ mod tests {
             v1::sign("GET", &params, "accessKeySecret"),
             "5Nxdcler+ihqWqv0Hr2On4PsBf4="
         );
-        let query_and_form = [
-            ("q", "http://domain/?q=value&q2=value2"),
-            ("key", "value"),
-        ];
+        let query_and_form = [("q", "http://domain/?q=value&q2=value2"), ("key", "value")];
         assert_eq!(
             v1::string_to_sign("GET", &query_and_form),
             "GET&%2F&key%3Dvalue%26q%3Dhttp%253A%252F%252Fdomain%252F%253Fq%253Dvalue%2526q2%253Dvalue2"

@@ -1,0 +1,137 @@
+//! Build script: compiles the provider protocol and the built-in WebAssembly
+//! plugins.
+//!
+//! The plugins (`plugins/kms`, `plugins/oos`, and the `plugins/testing`
+//! fixture) are built for `wasm32-wasip2` by a nested cargo with its own target
+//! directory (sharing ours deadlocks on cargo's build lock) and a scrubbed
+//! environment (host RUSTFLAGS must not leak into the wasm build). The host
+//! embeds `kms.wasm` and `oos.wasm` with `include_bytes!`.
+//!
+//! Set `PROVIDER_PREBUILT_PLUGIN_DIR` to a directory holding `kms_plugin.wasm`,
+//! `oos_plugin.wasm` and `testing_plugin.wasm` to skip the nested build (for
+//! packagers and machines without the wasm target).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, exit};
+
+const PLUGIN_TARGET: &str = "wasm32-wasip2";
+const PLUGIN_PACKAGES: &[&str] = &["kms-plugin", "oos-plugin", "testing-plugin"];
+const PLUGIN_ARTIFACTS: &[&str] = &["kms_plugin.wasm", "oos_plugin.wasm", "testing_plugin.wasm"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ sits in the workspace root");
+    let out_dir = PathBuf::from(env("OUT_DIR"));
+
+    compile_proto(workspace);
+
+    println!("cargo::rerun-if-env-changed=PROVIDER_PREBUILT_PLUGIN_DIR");
+    let artifacts = match std::env::var_os("PROVIDER_PREBUILT_PLUGIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => build_plugins(workspace, &out_dir),
+    };
+    for name in PLUGIN_ARTIFACTS {
+        let from = artifacts.join(name);
+        if let Err(err) = std::fs::copy(&from, out_dir.join(name)) {
+            fail(&format!("cannot copy the plugin {}: {err}", from.display()));
+        }
+    }
+    println!(
+        "cargo::rustc-env=PROVIDER_BUILT_PLUGIN_DIR={}",
+        out_dir.display()
+    );
+}
+
+fn compile_proto(workspace: &Path) {
+    let proto_dir = workspace.join("proto");
+    let proto = proto_dir.join("v1alpha1/service.proto");
+    println!("cargo::rerun-if-changed={}", proto.display());
+    let fds = protox::compile([&proto], [&proto_dir])
+        .unwrap_or_else(|err| fail(&format!("cannot parse {}: {err}", proto.display())));
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)
+        .unwrap_or_else(|err| fail(&format!("cannot generate the gRPC code: {err}")));
+}
+
+fn build_plugins(workspace: &Path, out_dir: &Path) -> PathBuf {
+    for path in ["wit", "plugins", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo::rerun-if-changed={}", workspace.join(path).display());
+    }
+
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or_else(|| fail(&format!("cannot run `{rustc} --print sysroot`")));
+    if !sysroot
+        .join("lib/rustlib")
+        .join(PLUGIN_TARGET)
+        .join("lib")
+        .is_dir()
+    {
+        fail(&format!(
+            "the Rust target {PLUGIN_TARGET} is not installed for {}; run `rustup target add {PLUGIN_TARGET}`",
+            sysroot.display()
+        ));
+    }
+
+    let target_dir = cargo_target_dir(out_dir).join("plugin-wasm");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--profile", "plugin", "--target", PLUGIN_TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for package in PLUGIN_PACKAGES {
+        cmd.args(["-p", package]);
+    }
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_LLVM_COV",
+        "LLVM_PROFILE_FILE",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|err| fail(&format!("cannot run the nested cargo build: {err}")));
+    if !status.success() {
+        fail("building the WebAssembly plugins failed (compiler output above)");
+    }
+    target_dir.join(PLUGIN_TARGET).join("plugin")
+}
+
+/// The target directory of the outer build: the nearest ancestor of OUT_DIR
+/// that cargo marked with CACHEDIR.TAG.
+fn cargo_target_dir(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .find(|p| p.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out_dir.join("plugin-build"))
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| fail(&format!("{name} is not set")))
+}
+
+fn fail(message: &str) -> ! {
+    println!("cargo::error={message}");
+    // A non-zero exit makes cargo print the nested build's stderr.
+    exit(1)
+}

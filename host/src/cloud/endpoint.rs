@@ -1,0 +1,436 @@
+//! Endpoints: defaults by product and region, operator overrides, and the
+//! network policy for endpoints a SecretProviderClass or plugin asks for.
+//!
+//! Signed requests carry the access key id and, for STS credentials, the
+//! security token; a replayed request can be re-sent to the real service. So
+//! an endpoint a tenant names (`kmsEndpoint`) must be one the operator trusts.
+
+use std::collections::BTreeMap;
+
+use url::Url;
+
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP: only for endpoints the operator configured (emulators, proxies).
+    Http,
+    /// HTTPS.
+    Https,
+}
+
+/// A resolved endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Scheme.
+    pub scheme: Scheme,
+    /// Lowercase host name or IP address.
+    pub host: String,
+    /// Port, when not the scheme's default.
+    pub port: Option<u16>,
+}
+
+impl Endpoint {
+    /// `https://host[:port]/`.
+    pub fn base_url(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{}/", self.authority())
+    }
+
+    /// `host[:port]`, as sent (and signed) in the Host header.
+    pub fn authority(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", bracket_ipv6(&self.host)),
+            None => bracket_ipv6(&self.host),
+        }
+    }
+
+    fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(match self.scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        })
+    }
+}
+
+fn bracket_ipv6(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Parses a configured endpoint URL (`https://kms.cn-hangzhou.aliyuncs.com`,
+/// `http://127.0.0.1:8765`).
+pub fn parse_endpoint_url(text: &str) -> Result<Endpoint, String> {
+    let url = Url::parse(text).map_err(|e| {
+        format!("{text:?} is not a URL ({e}); write e.g. \"https://kms.cn-hangzhou.aliyuncs.com\"")
+    })?;
+    let scheme = match url.scheme() {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => {
+            return Err(format!(
+                "{text:?} has scheme {other:?}; use http:// or https://"
+            ));
+        }
+    };
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?} must be scheme://host[:port] with no path or query"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{text:?} must not contain credentials"));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("{text:?} has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    Ok(Endpoint {
+        scheme,
+        host,
+        port: url.port(),
+    })
+}
+
+/// Checks an `allowed_endpoints` pattern.
+pub fn validate_pattern(pattern: &str) -> Result<(), String> {
+    parse_pattern(pattern).map(|_| ())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    /// `*.suffix`: any host under suffix, default HTTPS port.
+    Suffix(String),
+    /// `host` or `host:port`.
+    Exact(String, Option<u16>),
+}
+
+fn parse_pattern(pattern: &str) -> Result<Pattern, String> {
+    let fix = "write \"*.example.com\", \"host.example.com\" or \"host.example.com:8443\"";
+    if pattern.contains("://") || pattern.contains('/') {
+        return Err(format!(
+            "{pattern:?} must be a host pattern without scheme or path; {fix}"
+        ));
+    }
+    if let Some(suffix) = pattern.strip_prefix("*.") {
+        if !is_host_name(suffix) || !suffix.contains('.') {
+            return Err(format!(
+                "{pattern:?}: the suffix after \"*.\" must be a domain with at least two labels; {fix}"
+            ));
+        }
+        return Ok(Pattern::Suffix(suffix.to_ascii_lowercase()));
+    }
+    let (host, port) = split_host_port(pattern).map_err(|e| format!("{pattern:?}: {e}; {fix}"))?;
+    if !is_host_name(&host) {
+        return Err(format!("{pattern:?} is not a host name; {fix}"));
+    }
+    Ok(Pattern::Exact(host, port))
+}
+
+fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| format!("{port:?} is not a port"))?;
+            Ok((host.to_ascii_lowercase(), Some(port)))
+        }
+        _ => Ok((text.to_ascii_lowercase(), None)),
+    }
+}
+
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// A product code as used in default endpoints: `kms`, `oos`, `sts`, ...
+pub fn is_valid_product(product: &str) -> bool {
+    !product.is_empty()
+        && product.len() <= 32
+        && product.starts_with(|c: char| c.is_ascii_lowercase())
+        && product
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Resolves the endpoint of each call.
+#[derive(Debug, Clone)]
+pub struct EndpointResolver {
+    vpc: bool,
+    overrides: BTreeMap<String, Endpoint>,
+    allowed: Vec<Pattern>,
+}
+
+/// Environment variable naming an endpoint override for `product`.
+pub fn env_var_for(product: &str) -> String {
+    format!(
+        "ALIBABACLOUD_{}_ENDPOINT",
+        product.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+impl EndpointResolver {
+    /// Builds the resolver from `[cloud]` and the environment
+    /// (`ALIBABACLOUD_<PRODUCT>_ENDPOINT`, which wins over the config).
+    pub fn new(
+        cloud: &crate::config::Cloud,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<EndpointResolver, String> {
+        let mut overrides = BTreeMap::new();
+        for (product, url) in &cloud.endpoints {
+            let endpoint =
+                parse_endpoint_url(url).map_err(|e| format!("cloud.endpoints.{product}: {e}"))?;
+            overrides.insert(product.to_ascii_lowercase(), endpoint);
+        }
+        for (name, value) in env {
+            let Some(product) = name
+                .strip_prefix("ALIBABACLOUD_")
+                .and_then(|rest| rest.strip_suffix("_ENDPOINT"))
+            else {
+                continue;
+            };
+            if value.is_empty() {
+                continue;
+            }
+            let endpoint = parse_endpoint_url(&value).map_err(|e| format!("{name}: {e}"))?;
+            overrides.insert(product.to_ascii_lowercase().replace('_', "-"), endpoint);
+        }
+        let allowed = cloud
+            .allowed_endpoints
+            .iter()
+            .map(|p| parse_pattern(p))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("cloud.allowed_endpoints: {e}"))?;
+        Ok(EndpointResolver {
+            vpc: cloud.network == crate::config::Network::Vpc,
+            overrides,
+            allowed,
+        })
+    }
+
+    /// The endpoint for a call of `product` in `region`, or the reason a
+    /// `requested` endpoint is refused.
+    pub fn resolve(
+        &self,
+        product: &str,
+        region: &str,
+        requested: Option<&str>,
+    ) -> Result<Endpoint, String> {
+        if !is_valid_product(product) {
+            return Err(format!(
+                "{product:?} is not a product code (lowercase letters, digits and '-')"
+            ));
+        }
+        match requested.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(requested) => self.check_requested(requested),
+            None => Ok(self.default_for(product, region)),
+        }
+    }
+
+    fn default_for(&self, product: &str, region: &str) -> Endpoint {
+        if let Some(endpoint) = self.overrides.get(product) {
+            return endpoint.clone();
+        }
+        let network = if self.vpc { "-vpc" } else { "" };
+        Endpoint {
+            scheme: Scheme::Https,
+            host: format!("{product}{network}.{region}.aliyuncs.com"),
+            port: None,
+        }
+    }
+
+    fn check_requested(&self, requested: &str) -> Result<Endpoint, String> {
+        let endpoint = if requested.contains("://") {
+            parse_endpoint_url(requested)?
+        } else {
+            let (host, port) = split_host_port(requested)?;
+            if !is_host_name(&host) && host.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("endpoint {requested:?} is not a host name"));
+            }
+            Endpoint {
+                scheme: Scheme::Https,
+                host,
+                port: port.filter(|p| *p != 443),
+            }
+        };
+        // Configured endpoints are trusted as written, HTTP included.
+        if self.overrides.values().any(|o| {
+            o.scheme == endpoint.scheme
+                && o.host == endpoint.host
+                && o.effective_port() == endpoint.effective_port()
+        }) {
+            return Ok(endpoint);
+        }
+        if endpoint.scheme == Scheme::Http {
+            return Err(format!(
+                "endpoint {requested:?} uses plain HTTP, which the provider allows only for endpoints configured in [cloud.endpoints]"
+            ));
+        }
+        let port = endpoint.effective_port();
+        let allowed = self.allowed.iter().any(|pattern| match pattern {
+            Pattern::Suffix(suffix) => {
+                port == 443 && endpoint.host.ends_with(&format!(".{suffix}"))
+            }
+            Pattern::Exact(host, p) => *host == endpoint.host && p.unwrap_or(443) == port,
+        });
+        if allowed {
+            Ok(endpoint)
+        } else {
+            Err(format!(
+                "endpoint {requested:?} is not allowed by the provider's network policy (config key cloud.allowed_endpoints)"
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cloud, Network};
+
+    fn resolver(cloud: Cloud, env: &[(&str, &str)]) -> EndpointResolver {
+        EndpointResolver::new(
+            &cloud,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_follow_upstream_and_the_network_setting() {
+        let r = resolver(Cloud::default(), &[]);
+        assert_eq!(
+            r.resolve("kms", "cn-hangzhou", None).unwrap().base_url(),
+            "https://kms-vpc.cn-hangzhou.aliyuncs.com/"
+        );
+        assert_eq!(
+            r.resolve("oos", "ap-southeast-1", None)
+                .unwrap()
+                .authority(),
+            "oos-vpc.ap-southeast-1.aliyuncs.com"
+        );
+        let public = resolver(
+            Cloud {
+                network: Network::Public,
+                ..Cloud::default()
+            },
+            &[],
+        );
+        assert_eq!(
+            public
+                .resolve("kms", "cn-beijing", None)
+                .unwrap()
+                .authority(),
+            "kms.cn-beijing.aliyuncs.com"
+        );
+        assert!(r.resolve("KMS;evil", "cn-hangzhou", None).is_err());
+    }
+
+    #[test]
+    fn env_overrides_win_over_config() {
+        let mut cloud = Cloud::default();
+        cloud
+            .endpoints
+            .insert("kms".into(), "https://kms.internal:8443".into());
+        cloud
+            .endpoints
+            .insert("oos".into(), "https://oos.internal".into());
+        let r = resolver(
+            cloud,
+            &[
+                ("ALIBABACLOUD_KMS_ENDPOINT", "http://127.0.0.1:8765"),
+                ("UNRELATED", "x"),
+            ],
+        );
+        let kms = r.resolve("kms", "cn-hangzhou", None).unwrap();
+        assert_eq!(kms.base_url(), "http://127.0.0.1:8765/");
+        assert_eq!(kms.authority(), "127.0.0.1:8765");
+        assert_eq!(
+            r.resolve("oos", "cn-hangzhou", None).unwrap().base_url(),
+            "https://oos.internal/"
+        );
+        // a configured endpoint may be requested explicitly, even over HTTP
+        assert!(r.resolve("kms", "x", Some("http://127.0.0.1:8765")).is_ok());
+        assert!(
+            r.resolve("kms", "x", Some("http://127.0.0.1:8766"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn requested_endpoints_must_be_allowed() {
+        let r = resolver(Cloud::default(), &[]);
+        for ok in [
+            "kst-hzz62ee.cryptoservice.kms.aliyuncs.com",
+            "kms.cn-hangzhou.aliyuncs.com",
+            "https://kms-vpc.cn-shanghai.aliyuncs.com",
+            "kms.cn-hangzhou.aliyuncs.com:443",
+        ] {
+            assert!(r.resolve("kms", "cn-hangzhou", Some(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "attacker.example.com",
+            "aliyuncs.com.evil.io",
+            "evilaliyuncs.com",
+            "http://kms.cn-hangzhou.aliyuncs.com",
+            "kms.cn-hangzhou.aliyuncs.com:8443",
+            "100.100.100.200",
+            "https://kms.cn-hangzhou.aliyuncs.com/path",
+            "user@kms.aliyuncs.com",
+        ] {
+            let e = r.resolve("kms", "cn-hangzhou", Some(bad)).unwrap_err();
+            assert!(!e.is_empty(), "{bad}");
+        }
+        let e = r
+            .resolve("kms", "cn-hangzhou", Some("attacker.example.com"))
+            .unwrap_err();
+        assert!(e.contains("cloud.allowed_endpoints"), "{e}");
+    }
+
+    #[test]
+    fn patterns_and_urls() {
+        for ok in ["*.aliyuncs.com", "kms.internal", "kms.internal:8443"] {
+            assert!(validate_pattern(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "*",
+            "*.com",
+            "https://x.com",
+            "x.com/p",
+            "bad host",
+            "h:port",
+        ] {
+            assert!(validate_pattern(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            "ftp://x",
+            "https://x/path",
+            "https://u:p@x",
+            "kms.aliyuncs.com",
+        ] {
+            assert!(parse_endpoint_url(bad).is_err(), "{bad}");
+        }
+        assert_eq!(env_var_for("kms"), "ALIBABACLOUD_KMS_ENDPOINT");
+        assert_eq!(
+            env_var_for("secrets-manager"),
+            "ALIBABACLOUD_SECRETS_MANAGER_ENDPOINT"
+        );
+    }
+}

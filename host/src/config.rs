@@ -1,0 +1,586 @@
+//! The provider's configuration file (config.toml): routing, limits, cloud client.
+//!
+//! Every key has a default (the repository's `config.toml`, which is compiled
+//! in and checked against [`Config::default`] by a unit test). A file given
+//! with `--config` overrides defaults key by key; unknown keys are errors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The default configuration file, as shipped in the repository.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../config.toml");
+
+/// Where `serve` looks for a config file when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/csi-secrets-store-provider-alibabacloud/config.toml";
+
+/// Names of the plugins compiled into the binary.
+pub const BUILTIN_PLUGINS: &[&str] = &["kms", "oos"];
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Limits on Mounts.
+    pub limits: Limits,
+    /// The Alibaba Cloud API client.
+    pub cloud: Cloud,
+    /// Limits that apply to every plugin unless its route overrides them.
+    pub plugin_defaults: PluginLimits,
+    /// Routing: `objectType` → plugin.
+    pub plugins: BTreeMap<String, PluginRoute>,
+}
+
+/// Limits on Mounts (`[limits]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Upper bound on one Mount.
+    #[serde(deserialize_with = "duration")]
+    pub mount_timeout: Duration,
+    /// How long before the caller's deadline the provider gives up.
+    #[serde(deserialize_with = "duration")]
+    pub deadline_margin: Duration,
+    /// Objects of one Mount fetched at the same time.
+    pub fetch_concurrency_per_mount: usize,
+    /// Object fetches in flight across all Mounts.
+    pub fetch_concurrency: usize,
+    /// Response size above which a warning is logged.
+    pub response_warn_bytes: usize,
+    /// Response size above which the Mount fails.
+    pub response_max_bytes: usize,
+    /// Time in-flight Mounts get to finish on shutdown.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            mount_timeout: Duration::from_secs(30),
+            deadline_margin: Duration::from_secs(1),
+            fetch_concurrency_per_mount: 16,
+            fetch_concurrency: 256,
+            response_warn_bytes: 1 << 20,
+            response_max_bytes: 4 << 20,
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The Alibaba Cloud API client (`[cloud]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cloud {
+    /// Default region; empty means none.
+    pub region: String,
+    /// `vpc` or `public` default endpoints.
+    pub network: Network,
+    /// TCP/TLS connect timeout.
+    #[serde(deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// Timeout of one HTTP attempt.
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// Largest response body accepted.
+    pub max_response_bytes: usize,
+    /// Attempts for retryable errors (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff before a retry.
+    #[serde(deserialize_with = "duration")]
+    pub initial_backoff: Duration,
+    /// Largest backoff between retries.
+    #[serde(deserialize_with = "duration")]
+    pub max_backoff: Duration,
+    /// Endpoint patterns objects and plugins may ask for.
+    pub allowed_endpoints: Vec<String>,
+    /// Extra PEM CA bundle; empty means none.
+    pub ca_file: String,
+    /// Per-product endpoint URLs.
+    pub endpoints: BTreeMap<String, String>,
+}
+
+impl Default for Cloud {
+    fn default() -> Self {
+        Cloud {
+            region: String::new(),
+            network: Network::Vpc,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_response_bytes: 8 << 20,
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            allowed_endpoints: vec!["*.aliyuncs.com".into()],
+            ca_file: String::new(),
+            endpoints: BTreeMap::new(),
+        }
+    }
+}
+
+/// Which form of default endpoint to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// `<product>-vpc.<region>.aliyuncs.com`, reachable from inside a VPC.
+    Vpc,
+    /// `<product>.<region>.aliyuncs.com`.
+    Public,
+}
+
+/// Resource limits of a plugin.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginLimits {
+    /// Linear memory cap in MiB.
+    pub memory_limit_mib: u64,
+    /// Wall-clock time of one fetch.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Largest object a plugin may return.
+    pub max_output_bytes: usize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            memory_limit_mib: 64,
+            timeout: Duration::from_secs(10),
+            max_output_bytes: 4 << 20,
+        }
+    }
+}
+
+/// One `[plugins.<objectType>]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRoute {
+    /// A built-in plugin (`kms`, `oos`).
+    pub builtin: Option<String>,
+    /// A WebAssembly component file.
+    pub path: Option<PathBuf>,
+    /// `false` removes a default route.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Overrides `plugin_defaults.memory_limit_mib`.
+    pub memory_limit_mib: Option<u64>,
+    /// Overrides `plugin_defaults.timeout`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub timeout: Option<Duration>,
+    /// Overrides `plugin_defaults.max_output_bytes`.
+    pub max_output_bytes: Option<usize>,
+    /// Settings passed to the plugin as key/value strings.
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let route = |name: &str| PluginRoute {
+            builtin: Some(name.to_string()),
+            enabled: true,
+            ..PluginRoute::default()
+        };
+        Config {
+            limits: Limits::default(),
+            cloud: Cloud::default(),
+            plugin_defaults: PluginLimits::default(),
+            plugins: BUILTIN_PLUGINS
+                .iter()
+                .map(|name| (name.to_string(), route(name)))
+                .collect(),
+        }
+    }
+}
+
+/// A configuration problem, with the key and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key or a wrong type.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with line and column.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid config: {key}: {message}")]
+    Invalid {
+        /// The dotted key, e.g. `plugins.vault.path`.
+        key: String,
+        /// What is wrong and what would be right.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads `path`, or the built-in defaults when `path` is `None`, and
+    /// validates the result.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (text, shown) = match path {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
+                path.to_path_buf(),
+            ),
+            None => (
+                DEFAULT_CONFIG_TOML.to_string(),
+                PathBuf::from("<built-in config.toml>"),
+            ),
+        };
+        Config::parse(&text, &shown)
+    }
+
+    /// Parses and validates a config text; `shown` names it in errors.
+    pub fn parse(text: &str, shown: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: shown.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        // A file's [plugins] tables add to (or replace) the built-in routes.
+        for (name, route) in Config::default().plugins {
+            config.plugins.entry(name).or_insert(route);
+        }
+        config.plugins.retain(|_, route| route.enabled);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| {
+            Err(ConfigError::Invalid {
+                key: key.to_string(),
+                message,
+            })
+        };
+        let l = &self.limits;
+        if l.mount_timeout.is_zero() {
+            return invalid(
+                "limits.mount_timeout",
+                "must be more than 0, e.g. \"30s\"".into(),
+            );
+        }
+        if l.deadline_margin >= l.mount_timeout {
+            return invalid(
+                "limits.deadline_margin",
+                format!(
+                    "must be shorter than limits.mount_timeout ({:?})",
+                    l.mount_timeout
+                ),
+            );
+        }
+        if l.fetch_concurrency_per_mount == 0 {
+            return invalid(
+                "limits.fetch_concurrency_per_mount",
+                "must be at least 1".into(),
+            );
+        }
+        if l.fetch_concurrency == 0 {
+            return invalid("limits.fetch_concurrency", "must be at least 1".into());
+        }
+        if l.response_warn_bytes > l.response_max_bytes {
+            return invalid(
+                "limits.response_warn_bytes",
+                format!(
+                    "must not exceed limits.response_max_bytes ({})",
+                    l.response_max_bytes
+                ),
+            );
+        }
+        if !self.cloud.region.is_empty() && !is_valid_region(&self.cloud.region) {
+            return invalid(
+                "cloud.region",
+                format!(
+                    "{:?} is not a region id; use lowercase letters, digits and '-', e.g. \"cn-hangzhou\"",
+                    self.cloud.region
+                ),
+            );
+        }
+        if self.cloud.max_attempts == 0 {
+            return invalid(
+                "cloud.max_attempts",
+                "must be at least 1 (1 means no retry)".into(),
+            );
+        }
+        if self.cloud.request_timeout.is_zero() || self.cloud.connect_timeout.is_zero() {
+            return invalid(
+                "cloud.request_timeout",
+                "request_timeout and connect_timeout must be more than 0".into(),
+            );
+        }
+        for pattern in &self.cloud.allowed_endpoints {
+            if let Err(message) = crate::cloud::endpoint::validate_pattern(pattern) {
+                return invalid("cloud.allowed_endpoints", message);
+            }
+        }
+        for (product, url) in &self.cloud.endpoints {
+            if let Err(message) = crate::cloud::endpoint::parse_endpoint_url(url) {
+                return invalid(&format!("cloud.endpoints.{product}"), message);
+            }
+        }
+        check_plugin_limits("plugin_defaults", &self.plugin_defaults)?;
+        if self.plugins.is_empty() {
+            return invalid(
+                "plugins",
+                "no object type is routed; keep the built-in [plugins.kms] and [plugins.oos] or add a route".into(),
+            );
+        }
+        for (name, route) in &self.plugins {
+            let key = format!("plugins.{name}");
+            if !is_valid_object_type(name) {
+                return invalid(
+                    &key,
+                    format!(
+                        "{name:?} is not a valid objectType: use 1-63 characters from a-z, 0-9, '-' and '_'"
+                    ),
+                );
+            }
+            match (&route.builtin, &route.path) {
+                (Some(_), Some(_)) => {
+                    return invalid(&key, "set either builtin or path, not both".into());
+                }
+                (None, None) => {
+                    return invalid(
+                        &key,
+                        format!(
+                            "set builtin = \"kms\" or \"oos\", or path = \"/path/to/{name}.wasm\""
+                        ),
+                    );
+                }
+                (Some(builtin), None) if !BUILTIN_PLUGINS.contains(&builtin.as_str()) => {
+                    return invalid(
+                        &format!("{key}.builtin"),
+                        format!(
+                            "no built-in plugin is called {builtin:?}; built-in plugins: {}",
+                            BUILTIN_PLUGINS.join(", ")
+                        ),
+                    );
+                }
+                _ => {}
+            }
+            check_plugin_limits(&key, &self.limits_for(route))?;
+            for (k, v) in &route.config {
+                if plugin_config_value(v).is_none() {
+                    return invalid(
+                        &format!("{key}.config.{k}"),
+                        "must be a string, number or boolean".into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective limits of a route.
+    pub fn limits_for(&self, route: &PluginRoute) -> PluginLimits {
+        let d = &self.plugin_defaults;
+        PluginLimits {
+            memory_limit_mib: route.memory_limit_mib.unwrap_or(d.memory_limit_mib),
+            timeout: route.timeout.unwrap_or(d.timeout),
+            max_output_bytes: route.max_output_bytes.unwrap_or(d.max_output_bytes),
+        }
+    }
+}
+
+/// A plugin config value as the string the plugin receives.
+pub fn plugin_config_value(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn check_plugin_limits(key: &str, limits: &PluginLimits) -> Result<(), ConfigError> {
+    let invalid = |field: &str, message: &str| {
+        Err(ConfigError::Invalid {
+            key: format!("{key}.{field}"),
+            message: message.to_string(),
+        })
+    };
+    if limits.memory_limit_mib == 0 || limits.memory_limit_mib > 4096 {
+        return invalid("memory_limit_mib", "must be from 1 to 4096");
+    }
+    if limits.timeout.is_zero() {
+        return invalid("timeout", "must be more than 0, e.g. \"10s\"");
+    }
+    if limits.max_output_bytes == 0 {
+        return invalid("max_output_bytes", "must be at least 1");
+    }
+    Ok(())
+}
+
+/// A region id: lowercase letters, digits and `-`, as Alibaba Cloud region ids.
+pub fn is_valid_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 64
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !region.starts_with('-')
+}
+
+/// An objectType name that can be a config table key and a log field.
+pub fn is_valid_object_type(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration ({e}); write e.g. \"500ms\", \"10s\" or \"2m\""
+        ))
+    })
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn the_shipped_config_toml_is_the_default() {
+        let shipped = Config::load(None).unwrap();
+        assert_eq!(shipped, Config::default());
+        assert_eq!(shipped.plugins.keys().collect::<Vec<_>>(), ["kms", "oos"]);
+    }
+
+    #[test]
+    fn a_file_overrides_key_by_key_and_adds_routes() {
+        let config = parse(
+            r#"
+            [limits]
+            mount_timeout = "45s"
+            [plugins.vault]
+            path = "/plugins/vault.wasm"
+            timeout = "3s"
+            [plugins.vault.config]
+            address = "https://vault:8200"
+            retries = 3
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.limits.mount_timeout, Duration::from_secs(45));
+        assert_eq!(config.limits.fetch_concurrency, 256);
+        assert_eq!(
+            config.plugins.keys().collect::<Vec<_>>(),
+            ["kms", "oos", "vault"]
+        );
+        let vault = &config.plugins["vault"];
+        assert_eq!(config.limits_for(vault).timeout, Duration::from_secs(3));
+        assert_eq!(config.limits_for(vault).memory_limit_mib, 64);
+        assert_eq!(
+            plugin_config_value(&vault.config["retries"]).as_deref(),
+            Some("3")
+        );
+    }
+
+    #[test]
+    fn a_route_can_be_disabled() {
+        let config = parse("[plugins.oos]\nbuiltin = \"oos\"\nenabled = false\n").unwrap();
+        assert_eq!(config.plugins.keys().collect::<Vec<_>>(), ["kms"]);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        let cases = [
+            (
+                "[limits]\nmount_timout = \"1s\"\n",
+                "unknown field `mount_timout`",
+            ),
+            ("[limits]\nmount_timeout = \"soon\"\n", "is not a duration"),
+            (
+                "[cloud]\nnetwork = \"internal\"\n",
+                "unknown variant `internal`",
+            ),
+            (
+                "[cloud]\nregion = \"CN HZ\"\n",
+                "cloud.region: \"CN HZ\" is not a region id",
+            ),
+            (
+                "[cloud]\nallowed_endpoints = [\"http://*\"]\n",
+                "cloud.allowed_endpoints",
+            ),
+            (
+                "[cloud.endpoints]\nkms = \"ftp://x\"\n",
+                "cloud.endpoints.kms",
+            ),
+            (
+                "[plugins.vault]\ntimeout = \"1s\"\n",
+                "plugins.vault: set builtin = \"kms\" or \"oos\", or path",
+            ),
+            (
+                "[plugins.x]\nbuiltin = \"vault\"\n",
+                "plugins.x.builtin: no built-in plugin is called \"vault\"",
+            ),
+            (
+                "[plugins.Bad]\nbuiltin = \"kms\"\n",
+                "is not a valid objectType",
+            ),
+            (
+                "[plugins.x]\nbuiltin = \"kms\"\npath = \"/a.wasm\"\n",
+                "either builtin or path",
+            ),
+            (
+                "[plugin_defaults]\nmemory_limit_mib = 0\n",
+                "plugin_defaults.memory_limit_mib: must be from 1 to 4096",
+            ),
+            (
+                "[limits]\nresponse_warn_bytes = 10\nresponse_max_bytes = 5\n",
+                "limits.response_warn_bytes",
+            ),
+            (
+                "[plugins.x]\npath = \"/x.wasm\"\n[plugins.x.config]\nlist = [1]\n",
+                "plugins.x.config.list",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn regions_and_object_types() {
+        assert!(is_valid_region("cn-hangzhou"));
+        assert!(is_valid_region("ap-southeast-1"));
+        assert!(!is_valid_region("cn-hangzhou.evil.com"));
+        assert!(!is_valid_region(""));
+        assert!(is_valid_object_type("kms"));
+        assert!(is_valid_object_type("my_vault-2"));
+        assert!(!is_valid_object_type("KMS"));
+        assert!(!is_valid_object_type("a.b"));
+    }
+}

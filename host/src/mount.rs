@@ -1,0 +1,421 @@
+//! One Mount from request to response: parse the SecretProviderClass, fetch
+//! every object concurrently through its plugin, build the files (aliases,
+//! jmesPath, modes) and the object versions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::cloud::credentials::{CredentialChain, OwnedMountIdentity};
+use crate::cloud::{CloudClient, CloudSession};
+use crate::config::Config;
+use crate::plugin::{FetchError, FetchedObject, ObjectRequest, PluginError, PluginRuntime};
+use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
+use crate::spc::{self, MountSpec, ObjectSpec, RawMount};
+
+/// Longest version string accepted from a plugin.
+const MAX_VERSION_LEN: usize = 1024;
+
+/// The provider: everything a Mount needs, shared by all Mounts.
+#[derive(Debug)]
+pub struct Provider {
+    config: Arc<Config>,
+    plugins: Arc<PluginRuntime>,
+    cloud: Arc<CloudClient>,
+    credentials: Arc<CredentialChain>,
+    fetch_slots: Arc<Semaphore>,
+    default_region: Option<String>,
+}
+
+/// Start-up failure of the provider.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A plugin could not be loaded.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::LoadError),
+    /// The cloud client could not be built.
+    #[error("invalid cloud configuration: {0}")]
+    Cloud(String),
+    /// The --region flag is not a region id.
+    #[error("--region {0:?} is not an Alibaba Cloud region id (e.g. cn-hangzhou)")]
+    Region(String),
+}
+
+/// What failed, classified for the gRPC status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The SecretProviderClass or request is wrong.
+    InvalidArgument,
+    /// An object does not exist.
+    NotFound,
+    /// The identity may not read an object.
+    PermissionDenied,
+    /// Temporary; the driver retries.
+    Unavailable,
+    /// Out of time.
+    DeadlineExceeded,
+    /// A size or memory limit.
+    ResourceExhausted,
+    /// A plugin bug or an unexpected answer.
+    Internal,
+}
+
+/// A failed Mount. Messages name the objects and never carry secret values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MountError {
+    /// The class of the (first) failure.
+    pub kind: FailureKind,
+    /// The whole message.
+    pub message: String,
+}
+
+impl MountError {
+    fn new(kind: FailureKind, message: impl Into<String>) -> MountError {
+        MountError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl Provider {
+    /// Builds the provider from its configuration; `region` is the --region
+    /// flag; `env` is the process environment (read once, here).
+    pub fn new(
+        config: Config,
+        region: Option<String>,
+        env: Vec<(String, String)>,
+    ) -> Result<Provider, StartError> {
+        let default_region = match region.filter(|r| !r.is_empty()) {
+            Some(r) if crate::config::is_valid_region(&r) => Some(r),
+            Some(r) => return Err(StartError::Region(r)),
+            None => Some(config.cloud.region.clone()).filter(|r| !r.is_empty()),
+        };
+        let plugins = PluginRuntime::load(&config)?;
+        let cloud =
+            CloudClient::new(&config.cloud, env.iter().cloned()).map_err(StartError::Cloud)?;
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let credentials = CredentialChain::from_env(lookup);
+        Ok(Provider {
+            fetch_slots: Arc::new(Semaphore::new(config.limits.fetch_concurrency)),
+            config: Arc::new(config),
+            plugins: Arc::new(plugins),
+            cloud: Arc::new(cloud),
+            credentials: Arc::new(credentials),
+            default_region,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The shared cloud client (for its counters).
+    pub fn cloud(&self) -> &CloudClient {
+        &self.cloud
+    }
+
+    /// The routed objectTypes.
+    pub fn object_types(&self) -> Vec<&str> {
+        self.plugins.object_types()
+    }
+
+    /// The deadline of a Mount: the configured bound, and the caller's gRPC
+    /// deadline less the margin, whichever comes first.
+    pub fn mount_deadline(&self, caller: Option<Instant>) -> Result<Instant, MountError> {
+        let now = Instant::now();
+        let own = now + self.config.limits.mount_timeout;
+        let Some(caller) = caller else {
+            return Ok(own);
+        };
+        let margin = self.config.limits.deadline_margin;
+        match caller.checked_sub(margin).filter(|d| *d > now) {
+            Some(d) => Ok(d.min(own)),
+            None => Err(MountError::new(
+                FailureKind::DeadlineExceeded,
+                format!(
+                    "the caller's deadline ({:?} from now) leaves less than the provider's margin of {margin:?} (config key limits.deadline_margin)",
+                    caller.saturating_duration_since(now)
+                ),
+            )),
+        }
+    }
+
+    /// Serves one Mount.
+    pub async fn mount(
+        &self,
+        request: &MountRequest,
+        deadline: Instant,
+    ) -> Result<MountResponse, MountError> {
+        let spec = spc::parse(RawMount {
+            attributes: &request.attributes,
+            secrets: &request.secrets,
+            permission: &request.permission,
+            target_path: &request.target_path,
+        })
+        .map_err(|e| MountError::new(FailureKind::InvalidArgument, e.0))?;
+        self.check_routes(&spec)?;
+
+        let region = spec.region.clone().or_else(|| self.default_region.clone());
+        let session = Arc::new(CloudSession::new(
+            self.cloud.clone(),
+            self.credentials.clone(),
+            OwnedMountIdentity {
+                node_publish_secrets: spec.node_publish_secrets.clone(),
+                use_pod_service_account_token: spec.use_pod_service_account_token,
+            },
+            region.clone(),
+            deadline,
+        ));
+        let mount_label: Arc<str> = Arc::from(spec.pod.to_string());
+        let fetched = self
+            .fetch_all(
+                &spec,
+                region.as_deref().unwrap_or_default(),
+                session,
+                deadline,
+                mount_label,
+            )
+            .await?;
+        self.build_response(&spec, fetched)
+    }
+
+    fn check_routes(&self, spec: &MountSpec) -> Result<(), MountError> {
+        for object in &spec.objects {
+            if !self.plugins.routes(&object.object_type) {
+                return Err(MountError::new(
+                    FailureKind::InvalidArgument,
+                    format!(
+                        "{}: unsupported objectType {:?}; configured object types: {}",
+                        object.label(),
+                        object.object_type,
+                        self.plugins.object_types().join(", ")
+                    ),
+                ));
+            }
+            if object.cross_account_role_arn.is_some() {
+                return Err(MountError::new(
+                    FailureKind::InvalidArgument,
+                    format!(
+                        "{}: crossAccountRoleArn needs cross-account credentials, which this version of the provider cannot obtain yet; the object was not fetched with another identity",
+                        object.label()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch_all(
+        &self,
+        spec: &MountSpec,
+        region: &str,
+        session: Arc<CloudSession>,
+        deadline: Instant,
+        mount_label: Arc<str>,
+    ) -> Result<Vec<FetchedObject>, MountError> {
+        let done: Vec<AtomicBool> = spec
+            .objects
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
+        let per_mount = Semaphore::new(self.config.limits.fetch_concurrency_per_mount);
+        let fetches: Vec<_> = spec
+            .objects
+            .iter()
+            .enumerate()
+            .map(|(i, object)| {
+                let request = self.object_request(object, region);
+                let session = session.clone();
+                let label = mount_label.clone();
+                let (done, per_mount) = (&done, &per_mount);
+                async move {
+                    let _mount_slot = per_mount.acquire().await.expect("never closed");
+                    let _slot = self.fetch_slots.acquire().await.expect("never closed");
+                    let result = self.plugins.fetch(request, session, deadline, label).await;
+                    done[i].store(true, Ordering::Relaxed);
+                    result
+                }
+            })
+            .collect();
+        let fetches = futures::future::join_all(fetches);
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let results = match tokio::time::timeout_at(deadline.into(), fetches).await {
+            Ok(results) => results,
+            Err(_) => {
+                let pending: Vec<String> = spec
+                    .objects
+                    .iter()
+                    .zip(&done)
+                    .filter(|(_, d)| !d.load(Ordering::Relaxed))
+                    .map(|(o, _)| o.label())
+                    .collect();
+                return Err(MountError::new(
+                    FailureKind::DeadlineExceeded,
+                    format!(
+                        "the Mount did not finish within {}; still fetching {}",
+                        round(budget),
+                        pending.join(", ")
+                    ),
+                ));
+            }
+        };
+
+        let mut objects = Vec::with_capacity(results.len());
+        let mut failures = Vec::new();
+        for (object, result) in spec.objects.iter().zip(results) {
+            match result {
+                Ok(fetched) => objects.push(fetched),
+                Err(error) => failures.push((object, error)),
+            }
+        }
+        if failures.is_empty() {
+            return Ok(objects);
+        }
+        let kind = classify(&failures[0].1);
+        let describe = |(o, e): &(&ObjectSpec, PluginError)| {
+            format!("{} objectType {}: {e}", o.label(), o.object_type)
+        };
+        let message = if failures.len() == 1 {
+            describe(&failures[0])
+        } else {
+            format!(
+                "{} of {} objects failed: {}",
+                failures.len(),
+                spec.objects.len(),
+                failures.iter().map(describe).collect::<Vec<_>>().join("; ")
+            )
+        };
+        Err(MountError::new(kind, message))
+    }
+
+    fn object_request(&self, object: &ObjectSpec, region: &str) -> ObjectRequest {
+        ObjectRequest {
+            name: object.name.clone(),
+            object_type: object.object_type.clone(),
+            version: object.version.clone(),
+            version_label: object.version_label.clone(),
+            endpoint: object.kms_endpoint.clone(),
+            region: region.to_string(),
+            parameters: object.parameters.clone(),
+            config: self
+                .plugins
+                .plugin_config(&object.object_type)
+                .unwrap_or_default()
+                .to_vec(),
+        }
+    }
+
+    fn build_response(
+        &self,
+        spec: &MountSpec,
+        fetched: Vec<FetchedObject>,
+    ) -> Result<MountResponse, MountError> {
+        let mut files = Vec::new();
+        let mut versions = Vec::new();
+        for (object, fetched) in spec.objects.iter().zip(fetched) {
+            let version = fetched.version;
+            if version.is_empty() || version.len() > MAX_VERSION_LEN {
+                return Err(MountError::new(
+                    FailureKind::Internal,
+                    format!(
+                        "{}: the {} plugin returned a version of {} bytes; a version must have 1 to {MAX_VERSION_LEN}",
+                        object.label(),
+                        object.object_type,
+                        version.len()
+                    ),
+                ));
+            }
+            let mode = object.file_permission.unwrap_or(spec.default_mode) as i32;
+            if !object.jmes_path.is_empty() {
+                let document = crate::jmes::parse_document(&fetched.contents, &object.name)
+                    .map_err(|e| {
+                        MountError::new(
+                            FailureKind::InvalidArgument,
+                            format!("{}: {e}", object.label()),
+                        )
+                    })?;
+                for entry in &object.jmes_path {
+                    let value = entry.query.extract(&document, &entry.alias).map_err(|e| {
+                        MountError::new(
+                            FailureKind::InvalidArgument,
+                            format!("{}: {e}", object.label()),
+                        )
+                    })?;
+                    files.push(File {
+                        path: entry.file_path.clone(),
+                        mode,
+                        contents: value.into_bytes(),
+                    });
+                    versions.push(ObjectVersion {
+                        id: entry.file_path.clone(),
+                        version: version.clone(),
+                    });
+                }
+            }
+            files.push(File {
+                path: object.file_path.clone(),
+                mode,
+                contents: fetched.contents,
+            });
+            versions.push(ObjectVersion {
+                id: object.file_path.clone(),
+                version,
+            });
+        }
+        versions.sort_by(|a, b| a.id.cmp(&b.id));
+
+        let total: usize = files.iter().map(|f| f.contents.len() + f.path.len()).sum();
+        let limits = &self.config.limits;
+        if total > limits.response_max_bytes {
+            return Err(MountError::new(
+                FailureKind::ResourceExhausted,
+                format!(
+                    "the Mount's files total {total} bytes, more than the limit of {} (config key limits.response_max_bytes; the driver's default gRPC limit is 4 MiB); split the objects across several SecretProviderClasses",
+                    limits.response_max_bytes
+                ),
+            ));
+        }
+        if total > limits.response_warn_bytes {
+            tracing::warn!(
+                pod = %spec.pod,
+                bytes = total,
+                "the Mount's files exceed {} bytes: syncing them to a Kubernetes Secret (1 MiB cap) may fail",
+                limits.response_warn_bytes
+            );
+        }
+        Ok(MountResponse {
+            object_version: versions,
+            error: None,
+            files,
+        })
+    }
+}
+
+fn classify(error: &PluginError) -> FailureKind {
+    match error {
+        PluginError::UnknownObjectType { .. } => FailureKind::InvalidArgument,
+        PluginError::Fetch(FetchError::NotFound(_)) => FailureKind::NotFound,
+        PluginError::Fetch(FetchError::PermissionDenied(_)) => FailureKind::PermissionDenied,
+        PluginError::Fetch(FetchError::InvalidRequest(_)) => FailureKind::InvalidArgument,
+        PluginError::Fetch(FetchError::Unavailable(_)) => FailureKind::Unavailable,
+        PluginError::Fetch(FetchError::Other(_)) => FailureKind::Internal,
+        PluginError::Trapped { .. } => FailureKind::Internal,
+        PluginError::TimedOut { .. } => FailureKind::DeadlineExceeded,
+        PluginError::MemoryLimit { .. } | PluginError::OutputTooLarge { .. } => {
+            FailureKind::ResourceExhausted
+        }
+    }
+}
+
+fn round(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

@@ -1,0 +1,563 @@
+//! The WebAssembly plugin runtime: one engine, every plugin compiled and
+//! type-checked once at start-up, a fresh sandboxed instance per object fetch.
+//!
+//! Each fetch gets a new store with no WASI capabilities, a memory cap, an
+//! epoch deadline (the plugin's timeout, within the Mount's deadline) that
+//! yields to the executor every tick, and a wall-clock timeout around the
+//! call for time spent blocked in host calls. A trap, timeout or limit fails
+//! that object with a clear error; the process and other Mounts carry on.
+
+mod bindings;
+mod host;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::cloud::CloudSession;
+use crate::config::{Config, PluginLimits, plugin_config_value};
+
+pub use bindings::alibabacloud_csi::plugin::types::{FetchError, FetchedObject, ObjectRequest};
+use bindings::{Backend, BackendPre};
+
+/// How often the epoch advances; the granularity of plugin deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Bytes of a plugin's stderr kept for error messages (panic text).
+const STDERR_CAP: usize = 4096;
+/// Log lines a plugin may write per fetch; the rest are dropped.
+const LOG_LINES_PER_FETCH: u32 = 100;
+/// Longest log line kept.
+const LOG_LINE_MAX: usize = 1024;
+
+/// The built-in plugins, compiled into the binary by build.rs.
+pub const BUILTIN_KMS: &[u8] = include_bytes!(concat!(
+    env!("PROVIDER_BUILT_PLUGIN_DIR"),
+    "/kms_plugin.wasm"
+));
+/// The built-in OOS plugin.
+pub const BUILTIN_OOS: &[u8] = include_bytes!(concat!(
+    env!("PROVIDER_BUILT_PLUGIN_DIR"),
+    "/oos_plugin.wasm"
+));
+/// Where build.rs left the plugins it built, including the `testing` fixture
+/// (used by tests and benchmarks; not embedded).
+pub const BUILT_PLUGIN_DIR: &str = env!("PROVIDER_BUILT_PLUGIN_DIR");
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PluginSource {
+    /// Compiled into the binary.
+    Builtin(String),
+    /// A component file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginSource::Builtin(name) => write!(f, "built-in {name}"),
+            PluginSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A plugin ready to instantiate.
+pub struct Plugin {
+    object_type: String,
+    source: PluginSource,
+    pre: BackendPre<PluginState>,
+    limits: PluginLimits,
+    config: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("object_type", &self.object_type)
+            .field("source", &self.source)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A plugin that could not be loaded; stops start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("plugins.{object_type}: cannot load {source_desc}: {reason}")]
+pub struct LoadError {
+    /// The route's objectType.
+    pub object_type: String,
+    /// What was being loaded.
+    pub source_desc: String,
+    /// Why it failed, and what to do.
+    pub reason: String,
+}
+
+/// Why a fetch failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PluginError {
+    /// No route for this objectType.
+    #[error("unsupported objectType {object_type:?}; configured object types: {configured}")]
+    UnknownObjectType {
+        /// The objectType asked for.
+        object_type: String,
+        /// The configured ones, comma-separated.
+        configured: String,
+    },
+    /// The plugin reported a typed error.
+    #[error("{}", describe_fetch_error(.0))]
+    Fetch(FetchError),
+    /// The plugin trapped (panic, bad memory access, ...).
+    #[error("the {plugin} plugin crashed: {message}")]
+    Trapped {
+        /// Plugin objectType.
+        plugin: String,
+        /// Trap reason and captured panic text.
+        message: String,
+    },
+    /// The plugin ran past its deadline.
+    #[error("the {plugin} plugin did not finish within {after:?}{cause}")]
+    TimedOut {
+        /// Plugin objectType.
+        plugin: String,
+        /// The time it had.
+        after: Duration,
+        /// Whether the Mount's deadline or the plugin timeout was the limit.
+        cause: String,
+    },
+    /// The plugin tried to grow its memory past the cap.
+    #[error(
+        "the {plugin} plugin needed more than its memory limit of {limit_mib} MiB (config key plugins.{plugin}.memory_limit_mib)"
+    )]
+    MemoryLimit {
+        /// Plugin objectType.
+        plugin: String,
+        /// The cap.
+        limit_mib: u64,
+    },
+    /// The plugin returned more bytes than allowed.
+    #[error(
+        "the {plugin} plugin returned {size} bytes; the limit is {limit} (config key plugins.{plugin}.max_output_bytes)"
+    )]
+    OutputTooLarge {
+        /// Plugin objectType.
+        plugin: String,
+        /// Bytes returned.
+        size: usize,
+        /// The cap.
+        limit: usize,
+    },
+}
+
+/// `"<kind>: <message>"` for a plugin's typed error.
+pub fn describe_fetch_error(error: &FetchError) -> String {
+    match error {
+        FetchError::NotFound(m) => format!("not found: {m}"),
+        FetchError::PermissionDenied(m) => format!("permission denied: {m}"),
+        FetchError::InvalidRequest(m) => format!("invalid request: {m}"),
+        FetchError::Unavailable(m) => format!("unavailable: {m}"),
+        FetchError::Other(m) => m.clone(),
+    }
+}
+
+/// The engine and every routed plugin.
+pub struct PluginRuntime {
+    engine: Engine,
+    plugins: BTreeMap<String, Arc<Plugin>>,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for PluginRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRuntime")
+            .field("plugins", &self.plugins)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Engine settings shared by every plugin.
+fn engine() -> Result<Engine, String> {
+    let mut config = wasmtime::Config::new();
+    config
+        .wasm_component_model(true)
+        // Deadlines: cheap instrumentation that can also yield to tokio.
+        .epoch_interruption(true)
+        // Plugins are small; a deep recursion is a bug, not a need.
+        .max_wasm_stack(1 << 20);
+    Engine::new(&config).map_err(|e| format!("cannot create the WebAssembly engine: {e}"))
+}
+
+impl PluginRuntime {
+    /// Compiles and links every plugin the config routes. Any failure stops
+    /// start-up with the route's key in the message.
+    pub fn load(config: &Config) -> Result<PluginRuntime, LoadError> {
+        let engine = engine().map_err(|reason| LoadError {
+            object_type: "*".into(),
+            source_desc: "the engine".into(),
+            reason,
+        })?;
+        let mut linker = Linker::<PluginState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| {
+                Backend::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            })
+            .map_err(|e| LoadError {
+                object_type: "*".into(),
+                source_desc: "the host interfaces".into(),
+                reason: e.to_string(),
+            })?;
+
+        let mut compiled: BTreeMap<PluginSource, Component> = BTreeMap::new();
+        let mut plugins = BTreeMap::new();
+        for (object_type, route) in &config.plugins {
+            let source = match (&route.builtin, &route.path) {
+                (Some(name), _) => PluginSource::Builtin(name.clone()),
+                (None, Some(path)) => PluginSource::File(path.clone()),
+                (None, None) => unreachable!("Config::validate requires builtin or path"),
+            };
+            let fail = |reason: String| LoadError {
+                object_type: object_type.clone(),
+                source_desc: source.to_string(),
+                reason,
+            };
+            let component = match compiled.get(&source) {
+                Some(component) => component.clone(),
+                None => {
+                    let component = compile(&engine, &source).map_err(fail)?;
+                    compiled.insert(source.clone(), component.clone());
+                    component
+                }
+            };
+            let pre = linker
+                .instantiate_pre(&component)
+                .and_then(BackendPre::new)
+                .map_err(|e| {
+                    fail(format!(
+                        "it does not fit this host's plugin interface (alibabacloud-csi:plugin@0.1.0, world backend): {}",
+                        error_text(&e.into())
+                    ))
+                })?;
+            let plugin_config = route
+                .config
+                .iter()
+                .filter_map(|(k, v)| plugin_config_value(v).map(|v| (k.clone(), v)))
+                .collect();
+            plugins.insert(
+                object_type.clone(),
+                Arc::new(Plugin {
+                    object_type: object_type.clone(),
+                    source,
+                    pre,
+                    limits: config.limits_for(route),
+                    config: plugin_config,
+                }),
+            );
+        }
+        let ticker = EpochTicker::start(&engine);
+        Ok(PluginRuntime {
+            engine,
+            plugins,
+            _ticker: ticker,
+        })
+    }
+
+    /// The routed objectTypes.
+    pub fn object_types(&self) -> Vec<&str> {
+        self.plugins.keys().map(String::as_str).collect()
+    }
+
+    /// Whether `object_type` is routed.
+    pub fn routes(&self, object_type: &str) -> bool {
+        self.plugins.contains_key(object_type)
+    }
+
+    /// The plugin's configuration values, passed in every request.
+    pub fn plugin_config(&self, object_type: &str) -> Option<&[(String, String)]> {
+        self.plugins.get(object_type).map(|p| p.config.as_slice())
+    }
+
+    /// Runs the plugin for `request.object_type` on a fresh instance.
+    pub async fn fetch(
+        &self,
+        request: ObjectRequest,
+        session: Arc<CloudSession>,
+        mount_deadline: Instant,
+        mount_label: Arc<str>,
+    ) -> Result<FetchedObject, PluginError> {
+        let Some(plugin) = self.plugins.get(&request.object_type) else {
+            return Err(PluginError::UnknownObjectType {
+                object_type: request.object_type.clone(),
+                configured: self.object_types().join(", "),
+            });
+        };
+        let name = plugin.object_type.clone();
+        let started = Instant::now();
+        let own_deadline = started + plugin.limits.timeout;
+        let (deadline, cause) = if mount_deadline < own_deadline {
+            (mount_deadline, " (the Mount's deadline)")
+        } else {
+            (own_deadline, " (config key plugins.<type>.timeout)")
+        };
+        let timed_out = || PluginError::TimedOut {
+            plugin: name.clone(),
+            after: deadline.saturating_duration_since(started),
+            cause: cause.replace("<type>", &name),
+        };
+
+        let stderr = CappedPipe::new(STDERR_CAP);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let memory_limit = plugin.limits.memory_limit_mib << 20;
+        let mut store = Store::new(
+            &self.engine,
+            PluginState {
+                wasi,
+                table: ResourceTable::new(),
+                limiter: MemoryLimiter {
+                    max_bytes: memory_limit as usize,
+                    exceeded: false,
+                },
+                session,
+                plugin: name.clone(),
+                mount: mount_label,
+                deadline,
+                log_lines: 0,
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|context| {
+            if Instant::now() >= context.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let call = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_fetch(&mut store, &request).await
+        };
+        let outcome = tokio::time::timeout_at((deadline + EPOCH_TICK).into(), call).await;
+        let memory_exceeded = store.data().limiter.exceeded;
+        match outcome {
+            Err(_elapsed) => Err(timed_out()),
+            Ok(Err(error)) => {
+                let error: anyhow::Error = error.into();
+                if memory_exceeded {
+                    return Err(PluginError::MemoryLimit {
+                        plugin: name,
+                        limit_mib: plugin.limits.memory_limit_mib,
+                    });
+                }
+                if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+                    return Err(timed_out());
+                }
+                let mut message = error_text(&error);
+                if let Some(panic) = stderr.first_line() {
+                    message = format!("{message}; plugin stderr: {panic}");
+                }
+                tracing::warn!(plugin = %name, error = %message, "plugin trapped");
+                Err(PluginError::Trapped {
+                    plugin: name,
+                    message,
+                })
+            }
+            Ok(Ok(Err(fetch_error))) => Err(PluginError::Fetch(fetch_error)),
+            Ok(Ok(Ok(object))) => {
+                if object.contents.len() > plugin.limits.max_output_bytes {
+                    return Err(PluginError::OutputTooLarge {
+                        plugin: name,
+                        size: object.contents.len(),
+                        limit: plugin.limits.max_output_bytes,
+                    });
+                }
+                Ok(object)
+            }
+        }
+    }
+}
+
+fn compile(engine: &Engine, source: &PluginSource) -> Result<Component, String> {
+    match source {
+        PluginSource::Builtin(name) => {
+            let bytes = match name.as_str() {
+                "kms" => BUILTIN_KMS,
+                "oos" => BUILTIN_OOS,
+                other => return Err(format!("no built-in plugin is called {other:?}")),
+            };
+            Component::new(engine, bytes).map_err(|e| error_text(&e.into()))
+        }
+        PluginSource::File(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                format!("cannot read the file: {e}; check plugins.<type>.path and the volume that holds it")
+            })?;
+            if wasmparser::Parser::is_core_wasm(&bytes) {
+                return Err(
+                    "it is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target (or convert it with wasm-tools component new)".into(),
+                );
+            }
+            Component::new(engine, &bytes).map_err(|e| {
+                format!(
+                    "it is not a valid WebAssembly component: {}",
+                    error_text(&e.into())
+                )
+            })
+        }
+    }
+}
+
+/// The root cause of a wasmtime error, without the backtrace.
+fn error_text(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = error.chain().map(|e| e.to_string()).collect();
+    parts.dedup();
+    parts
+        .into_iter()
+        .map(|p| p.lines().next().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Per-fetch store data.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    session: Arc<CloudSession>,
+    plugin: String,
+    mount: Arc<str>,
+    deadline: Instant,
+    log_lines: u32,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and records that the cap, not a plugin bug, stopped it.
+struct MemoryLimiter {
+    max_bytes: usize,
+    exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            return Err(wasmtime::Error::msg("plugin memory limit reached"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// A stderr sink that keeps the first bytes and drops the rest (wasmtime's
+/// MemoryOutputPipe traps the guest when full).
+#[derive(Clone)]
+struct CappedPipe {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    cap: usize,
+}
+
+impl CappedPipe {
+    fn new(cap: usize) -> CappedPipe {
+        CappedPipe {
+            buffer: Arc::new(Mutex::new(Vec::new())),
+            cap,
+        }
+    }
+
+    fn first_line(&self) -> Option<String> {
+        let buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let text = String::from_utf8_lossy(&buffer);
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| l.chars().take(300).collect())
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for CappedPipe {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedPipe {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let room = self.cap.saturating_sub(buffer.len());
+        buffer.extend_from_slice(&buf[..buf.len().min(room)]);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+struct EpochTicker;
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> EpochTicker {
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("spawning the epoch thread");
+        EpochTicker
+    }
+}

@@ -1,0 +1,246 @@
+//! The CSI provider gRPC server on a Unix socket: `Version`, `Mount`, the
+//! `grpc.health.v1` service, the caller's deadline, graceful shutdown, and the
+//! one mapping from Mount errors to gRPC statuses.
+
+use std::future::Future;
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::{Code, Request, Response, Status};
+
+use crate::mount::{FailureKind, MountError, Provider};
+use crate::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
+use crate::proto::{MountRequest, MountResponse, VersionRequest, VersionResponse};
+
+/// The provider name the driver looks for: `spec.provider: alibabacloud`.
+pub const PROVIDER_NAME: &str = "alibabacloud";
+/// The socket file name in the providers directory.
+pub const SOCKET_FILE: &str = "alibabacloud.sock";
+/// The name reported by `Version`.
+pub const RUNTIME_NAME: &str = "csi-secrets-store-provider-alibabacloud";
+
+/// The gRPC service.
+#[derive(Debug, Clone)]
+pub struct ProviderService {
+    provider: Arc<Provider>,
+}
+
+impl ProviderService {
+    /// Wraps a provider.
+    pub fn new(provider: Arc<Provider>) -> ProviderService {
+        ProviderService { provider }
+    }
+}
+
+impl From<MountError> for Status {
+    fn from(error: MountError) -> Status {
+        let code = match error.kind {
+            FailureKind::InvalidArgument => Code::InvalidArgument,
+            FailureKind::NotFound => Code::NotFound,
+            FailureKind::PermissionDenied => Code::PermissionDenied,
+            FailureKind::Unavailable => Code::Unavailable,
+            FailureKind::DeadlineExceeded => Code::DeadlineExceeded,
+            FailureKind::ResourceExhausted => Code::ResourceExhausted,
+            FailureKind::Internal => Code::Internal,
+        };
+        Status::new(code, error.message)
+    }
+}
+
+#[tonic::async_trait]
+impl CsiDriverProvider for ProviderService {
+    async fn version(
+        &self,
+        _request: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(VersionResponse {
+            version: "v1alpha1".into(),
+            runtime_name: RUNTIME_NAME.into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+        }))
+    }
+
+    async fn mount(
+        &self,
+        request: Request<MountRequest>,
+    ) -> Result<Response<MountResponse>, Status> {
+        let started = Instant::now();
+        let caller_deadline = grpc_timeout(request.metadata()).map(|t| started + t);
+        let request = request.into_inner();
+        let deadline = self.provider.mount_deadline(caller_deadline)?;
+        let span = tracing::info_span!("mount", target = %request.target_path);
+        let result =
+            tracing::Instrument::instrument(self.provider.mount(&request, deadline), span).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(response) => {
+                tracing::info!(
+                    target_path = %request.target_path,
+                    files = response.files.len(),
+                    elapsed_ms,
+                    "mounted"
+                );
+                Ok(Response::new(response))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    target_path = %request.target_path,
+                    kind = ?error.kind,
+                    elapsed_ms,
+                    error = %error.message,
+                    "mount failed"
+                );
+                Err(error.into())
+            }
+        }
+    }
+}
+
+/// Parses the `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n).
+pub fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Binds the provider socket: removes a stale socket (never another kind of
+/// file), creates the new one readable and writable by its owner only.
+pub fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket; remove it or choose another --provider-volume",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // A restrictive umask while binding, so the socket never exists with
+    // wider permissions (the driver connects as root).
+    let previous = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let bound = UnixListener::bind(path);
+    rustix::process::umask(previous);
+    let listener = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Removes the socket file when dropped.
+#[derive(Debug)]
+pub struct SocketGuard(pub PathBuf);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        if let Ok(meta) = std::fs::symlink_metadata(&self.0)
+            && meta.file_type().is_socket()
+        {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// Serves the provider on `listener` until `shutdown` resolves, then lets
+/// in-flight Mounts finish for at most `grace`.
+pub async fn serve(
+    provider: Arc<Provider>,
+    listener: UnixListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CsiDriverProviderServer<ProviderService>>()
+        .await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(CsiDriverProviderServer::new(ProviderService::new(provider)))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections; waiting for in-flight Mounts");
+            health
+                .set_not_serving::<CsiDriverProviderServer<ProviderService>>()
+                .await;
+            let _ = stop_tx.send(true);
+        });
+    tokio::pin!(server);
+    let mut stop_rx = stop_rx;
+    tokio::select! {
+        result = &mut server => result,
+        _ = async {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace = ?grace, "in-flight Mounts did not finish within the shutdown grace period; exiting");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        let mut m = tonic::metadata::MetadataMap::new();
+        for (value, want) in [
+            ("120S", Some(Duration::from_secs(120))),
+            ("2M", Some(Duration::from_secs(120))),
+            ("1H", Some(Duration::from_secs(3600))),
+            ("250m", Some(Duration::from_millis(250))),
+            ("99u", Some(Duration::from_micros(99))),
+            ("5n", Some(Duration::from_nanos(5))),
+            ("5x", None),
+            ("S", None),
+        ] {
+            m.insert("grpc-timeout", value.parse().unwrap());
+            assert_eq!(grpc_timeout(&m), want, "{value}");
+        }
+        assert_eq!(grpc_timeout(&tonic::metadata::MetadataMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn socket_is_private_and_stale_sockets_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SOCKET_FILE);
+        let first = bind_socket(&path).unwrap();
+        drop(first); // leaves a stale socket file behind
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+        let _second = bind_socket(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let guard = SocketGuard(path.clone());
+        drop(guard);
+        assert!(!path.exists());
+
+        let regular = dir.path().join("not-a-socket");
+        std::fs::write(&regular, b"keep me").unwrap();
+        let e = bind_socket(&regular).unwrap_err();
+        assert!(e.to_string().contains("is not a socket"));
+        assert_eq!(std::fs::read(&regular).unwrap(), b"keep me");
+    }
+}
