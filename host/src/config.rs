@@ -29,8 +29,30 @@ pub struct Config {
     pub cloud: Cloud,
     /// Limits that apply to every plugin unless its route overrides them.
     pub plugin_defaults: PluginLimits,
+    /// Which identities may serve a Mount.
+    pub identity: Identity,
     /// Routing: `objectType` → plugin.
     pub plugins: BTreeMap<String, PluginRoute>,
+}
+
+/// Identity policy (`[identity]`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Identity {
+    /// Which credential sources may serve a Mount that did not ask for pod identity.
+    pub policy: IdentityPolicy,
+}
+
+/// Which credential sources may serve a Mount that did not ask for pod identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityPolicy {
+    /// The upstream provider's chain: the provider's and the node's
+    /// identities serve any Mount (existing installs keep working).
+    #[default]
+    Upstream,
+    /// Only the pod's own identity or the volume's nodePublishSecretRef.
+    Strict,
 }
 
 /// Limits on Mounts (`[limits]`).
@@ -191,6 +213,7 @@ impl Default for Config {
             limits: Limits::default(),
             cloud: Cloud::default(),
             plugin_defaults: PluginLimits::default(),
+            identity: Identity::default(),
             plugins: BUILTIN_PLUGINS
                 .iter()
                 .map(|name| (name.to_string(), route(name)))

@@ -25,11 +25,15 @@ const EXIT_USAGE: u8 = 64;
 #[command(
     name = "csi-secrets-store-provider-alibabacloud",
     version,
-    about = "Secrets Store CSI Driver provider for Alibaba Cloud KMS and OOS"
+    about = "Secrets Store CSI Driver provider for Alibaba Cloud KMS and OOS",
+    // Upstream-style DaemonSet args have no subcommand: they mean `serve`.
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand)]
@@ -143,9 +147,10 @@ fn main() -> ExitCode {
         .expect("starting the tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
-            Command::Mount(args) => mount(args).await,
-            Command::Version => {
+            None => serve(cli.serve).await,
+            Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::Mount(args)) => mount(args).await,
+            Some(Command::Version) => {
                 println!("{} {}", server::RUNTIME_NAME, env!("CARGO_PKG_VERSION"));
                 Ok(())
             }

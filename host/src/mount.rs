@@ -15,6 +15,9 @@ use crate::plugin::{FetchError, FetchedObject, ObjectRequest, PluginError, Plugi
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
 use crate::spc::{self, MountSpec, ObjectSpec, RawMount};
 
+/// Slack after the Mount's deadline before the outer timeout fires.
+const BACKSTOP: Duration = Duration::from_millis(100);
+
 /// Longest version string accepted from a plugin.
 const MAX_VERSION_LEN: usize = 1024;
 
@@ -98,7 +101,7 @@ impl Provider {
         let cloud =
             CloudClient::new(&config.cloud, env.iter().cloned()).map_err(StartError::Cloud)?;
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let credentials = CredentialChain::from_env(lookup);
+        let credentials = CredentialChain::new(lookup, config.identity.policy);
         Ok(Provider {
             fetch_slots: Arc::new(Semaphore::new(config.limits.fetch_concurrency)),
             config: Arc::new(config),
@@ -244,7 +247,10 @@ impl Provider {
             .collect();
         let fetches = futures::future::join_all(fetches);
         let budget = deadline.saturating_duration_since(Instant::now());
-        let results = match tokio::time::timeout_at(deadline.into(), fetches).await {
+        // Plugins and cloud calls stop at the deadline with specific errors;
+        // this outer bound only catches what they did not.
+        let backstop = deadline + BACKSTOP;
+        let results = match tokio::time::timeout_at(backstop.into(), fetches).await {
             Ok(results) => results,
             Err(_) => {
                 let pending: Vec<String> = spec
@@ -276,7 +282,13 @@ impl Provider {
         if failures.is_empty() {
             return Ok(objects);
         }
-        let kind = classify(&failures[0].1);
+        // A failure after the deadline is the deadline's, whatever the
+        // plugin called it (a cut-off cloud call looks "unavailable").
+        let kind = if Instant::now() >= deadline {
+            FailureKind::DeadlineExceeded
+        } else {
+            classify(&failures[0].1)
+        };
         let describe = |(o, e): &(&ObjectSpec, PluginError)| {
             format!("{} objectType {}: {e}", o.label(), o.object_type)
         };

@@ -361,9 +361,12 @@ impl PluginRuntime {
                 if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
                     return Err(timed_out());
                 }
-                let mut message = error_text(&error);
-                if let Some(panic) = stderr.first_line() {
-                    message = format!("{message}; plugin stderr: {panic}");
+                let mut message = match error.downcast_ref::<Trap>() {
+                    Some(trap) => format!("wasm trap: {trap}"),
+                    None => error_text(&error),
+                };
+                if let Some(panic) = stderr.summary() {
+                    message = format!("{message} (plugin stderr: {panic})");
                 }
                 tracing::warn!(plugin = %name, error = %message, "plugin trapped");
                 Err(PluginError::Trapped {
@@ -493,13 +496,18 @@ impl CappedPipe {
         }
     }
 
-    fn first_line(&self) -> Option<String> {
+    /// The first two non-empty lines (a Rust panic prints its location,
+    /// then its message), shortened.
+    fn summary(&self) -> Option<String> {
         let buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         let text = String::from_utf8_lossy(&buffer);
-        text.lines()
+        let lines: Vec<&str> = text
+            .lines()
             .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(|l| l.chars().take(300).collect())
+            .filter(|l| !l.is_empty())
+            .take(2)
+            .collect();
+        (!lines.is_empty()).then(|| lines.join(" ").chars().take(400).collect())
     }
 }
 

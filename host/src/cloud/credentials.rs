@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::config::IdentityPolicy;
 use crate::spc::Sensitive;
 
 /// An access key, optionally with an STS security token.
@@ -110,11 +111,20 @@ impl OwnedMountIdentity {
 pub struct CredentialChain {
     env: Option<Arc<Credentials>>,
     env_problem: Option<String>,
+    strict: bool,
 }
 
 impl CredentialChain {
-    /// Reads the access-key variables once, through `lookup` (tests pass a map).
-    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> CredentialChain {
+    /// Reads the access-key variables once, through `lookup` (tests pass a
+    /// map); `policy` says which links may serve a Mount.
+    pub fn new(lookup: impl Fn(&str) -> Option<String>, policy: IdentityPolicy) -> CredentialChain {
+        CredentialChain {
+            strict: policy == IdentityPolicy::Strict,
+            ..CredentialChain::from_env(lookup)
+        }
+    }
+
+    fn from_env(lookup: impl Fn(&str) -> Option<String>) -> CredentialChain {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let pairs = [
             ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY", None),
@@ -135,6 +145,7 @@ impl CredentialChain {
                             source: "environment access key",
                         })),
                         env_problem: None,
+                        strict: false,
                     };
                 }
                 (Some(_), None) => {
@@ -143,6 +154,7 @@ impl CredentialChain {
                         env_problem: Some(format!(
                             "environment: {id_var} is set but {secret_var} is not"
                         )),
+                        strict: false,
                     };
                 }
                 (None, Some(_)) => {
@@ -151,6 +163,7 @@ impl CredentialChain {
                         env_problem: Some(format!(
                             "environment: {secret_var} is set but {id_var} is not"
                         )),
+                        strict: false,
                     };
                 }
                 (None, None) => {}
@@ -173,6 +186,10 @@ impl CredentialChain {
             None => missing.push(format!(
                 "nodePublishSecretRef: no Secret with {NODE_PUBLISH_ACCESS_KEY} and {NODE_PUBLISH_ACCESS_SECRET} keys"
             )),
+        }
+        if self.strict {
+            missing.push("the provider's own identities: not allowed by identity.policy = \"strict\" (use usePodServiceAccountToken or a nodePublishSecretRef)".into());
+            return Err(CredentialError::NoneFound(missing));
         }
         if let Some(env) = &self.env {
             return Ok(env.clone());
@@ -223,7 +240,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        CredentialChain::from_env(|k| map.get(k).cloned())
+        CredentialChain::new(|k| map.get(k).cloned(), IdentityPolicy::Upstream)
     }
 
     fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, Sensitive<String>> {
@@ -307,6 +324,31 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(pod, CredentialError::PodIdentityUnavailable);
+    }
+
+    #[tokio::test]
+    async fn strict_policy_refuses_the_providers_own_keys() {
+        let lookup = |k: &str| match k {
+            "ACCESS_KEY_ID" => Some("envid".to_string()),
+            "SECRET_ACCESS_KEY" => Some("envsecret".to_string()),
+            _ => None,
+        };
+        let strict = CredentialChain::new(lookup, IdentityPolicy::Strict);
+        let e = resolve(&strict, &secrets(&[]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not allowed by identity.policy = \"strict\""),
+            "{e}"
+        );
+        let c = resolve(
+            &strict,
+            &secrets(&[("access_key", "np"), ("access_secret", "s")]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.source, "nodePublishSecretRef");
     }
 
     #[test]

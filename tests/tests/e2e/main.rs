@@ -1,0 +1,8 @@
+//! End-to-end tests: a Mount over the provider's real Unix socket, through the
+//! real WebAssembly plugins, to the emulator over signed HTTP.
+
+mod errors;
+mod logs;
+mod mount;
+mod plugins;
+mod server;

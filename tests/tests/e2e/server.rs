@@ -1,0 +1,123 @@
+//! The gRPC server: Version, health, concurrency and graceful shutdown over
+//! the real socket.
+
+use std::time::Duration;
+
+use integration_tests::emulator::Latency;
+use integration_tests::*;
+use provider::proto::VersionRequest;
+
+#[tokio::test]
+async fn version_and_health() {
+    let cloud = FakeCloud::start(default_seed()).await;
+    let provider = TestProvider::start(cloud.config(), cloud.env()).await;
+    let version = provider
+        .client()
+        .await
+        .version(VersionRequest {
+            version: "v1alpha1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version.version, "v1alpha1");
+    assert_eq!(
+        version.runtime_name,
+        "csi-secrets-store-provider-alibabacloud"
+    );
+    assert_eq!(version.runtime_version, env!("CARGO_PKG_VERSION"));
+
+    let channel = provider::client::connect(&provider.socket).await.unwrap();
+    let health = tonic_health_check(channel).await;
+    assert_eq!(health, 1, "SERVING");
+    provider.stop().await;
+}
+
+async fn tonic_health_check(channel: tonic::transport::Channel) -> i32 {
+    // grpc.health.v1.Health/Check, as a generic client would call it
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    let request = tonic::Request::new(HealthCheckRequest {
+        service: "v1alpha1.CSIDriverProvider".into(),
+    });
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check");
+    let codec = tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default();
+    client
+        .unary(request, path, codec)
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+#[tokio::test]
+async fn many_concurrent_mounts() {
+    let cloud = FakeCloud::start(default_seed()).await;
+    cloud
+        .emulator
+        .set_latency(Latency::fixed(Duration::from_millis(20)));
+    let provider = std::sync::Arc::new(TestProvider::start(cloud.config(), cloud.env()).await);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let provider = provider.clone();
+        tasks.push(tokio::spawn(async move {
+            provider
+                .mount(Mount::objects(
+                    "- objectName: test\n  jmesPath:\n    - path: username\n      objectAlias: u\n- objectName: db/password\n  objectType: oos\n",
+                ))
+                .await
+        }));
+    }
+    for task in tasks {
+        let response = task.await.unwrap().unwrap();
+        assert_eq!(files(&response)["u"], "testuser");
+    }
+    assert_eq!(cloud.emulator.stats().successes("GetSecretValue"), 50);
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_mounts_finish() {
+    let cloud = FakeCloud::start(default_seed()).await;
+    cloud
+        .emulator
+        .set_latency(Latency::fixed(Duration::from_millis(600)));
+    let mut provider = TestProvider::start(cloud.config(), cloud.env()).await;
+    let mut client = provider.client().await;
+    let in_flight = tokio::spawn(async move {
+        client
+            .mount(Mount::objects("- objectName: test\n").request())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = provider.begin_stop();
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight Mount completes");
+    assert_eq!(files(&response.into_inner())["test"].len(), 49);
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("the server stops once the Mount is done")
+        .unwrap();
+    // no new connections after the stop
+    assert!(
+        provider::client::connect(&provider.socket).await.is_err() || {
+            let mut client = provider::client::provider_client(&provider.socket)
+                .await
+                .unwrap();
+            client.version(VersionRequest::default()).await.is_err()
+        }
+    );
+}
