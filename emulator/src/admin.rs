@@ -15,21 +15,43 @@
 //! | `POST /__emulator/kms/secrets/{name}/rotate` | `{"version_id":"v2","data":".."}` | `PutSecretValue`-style rotation |
 //! | `PUT /__emulator/oos/parameters` | an [`crate::OosParameter`] | adds or replaces it |
 //! | `PUT /__emulator/access-keys` | an [`crate::AccessKey`] | adds or replaces it |
+//! | `PUT /__emulator/roles` | a [`crate::Role`] | adds or replaces it |
+//! | `PUT /__emulator/oidc-providers` | an [`crate::OidcProvider`] | adds or replaces it |
+//! | `GET /__emulator/credentials` | | issued credentials (no secrets or tokens) |
+//! | `POST /__emulator/credentials/expire` | none, or `{"role_arn":".."}` | expires live issued credentials now: `{"expired":N}` |
+//! | `GET /__emulator/credentials/lifetime` | | `{"lifetime":"5s"}` or `{"lifetime":null}` |
+//! | `PUT /__emulator/credentials/lifetime` | `{"lifetime":"5s"}` | issued credentials last that long |
+//! | `DELETE /__emulator/credentials/lifetime` | | back to `DurationSeconds` |
+//! | `POST /__emulator/oidc/token` | see [`TokenRequest`] | `{"token":".."}`: a service-account JWT |
+//! | `GET /__emulator/imds`, `PUT /__emulator/imds` | `{"hardened":true,"tokens_unavailable":false}` | metadata-server mode |
+//! | `PUT /__emulator/imds/role` | `{"role_arn":".."}` or `{"role_arn":null}` | attach or detach the instance role |
+//! | `GET /__emulator/imds/stats` | | [`crate::ImdsStats`] |
+//! | `GET /__emulator/kubernetes`, `PUT /__emulator/kubernetes` | `{"forbidden":false,"unavailable":false}` | Kubernetes API mode |
+//! | `GET /__emulator/kubernetes/stats` | | counters, as `/stats` |
+//! | `PUT /__emulator/kubernetes/serviceaccounts` | a [`crate::ServiceAccount`] | adds or replaces it |
+//! | `DELETE /__emulator/kubernetes/serviceaccounts/{ns}/{name}` | | removes it (404 if absent) |
 //!
-//! Errors are `400 {"error": "..."}`.
+//! `DELETE /__emulator/stats` zeroes the metadata-server and Kubernetes
+//! counters too. Errors are `400 {"error": "..."}`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::faults::{Fault, Latency};
-use crate::seed::{AccessKey, KmsSecret, OosParameter};
+use crate::imds::ImdsMode;
+use crate::jwt;
+use crate::kubernetes::KubernetesMode;
+use crate::seed::{
+    AccessKey, KmsSecret, OidcProvider, OosParameter, Role, ServiceAccount, duration_text,
+};
 use crate::server::AppState;
 
 type Shared = State<Arc<AppState>>;
@@ -52,6 +74,25 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/kms/secrets/{name}/rotate", post(rotate_kms_secret))
         .route("/oos/parameters", put(put_oos_parameter))
         .route("/access-keys", put(put_access_key))
+        .route("/roles", put(put_role))
+        .route("/oidc-providers", put(put_oidc_provider))
+        .route("/credentials", get(list_credentials))
+        .route("/credentials/expire", post(expire_credentials))
+        .route(
+            "/credentials/lifetime",
+            get(lifetime).put(set_lifetime).delete(clear_lifetime),
+        )
+        .route("/oidc/token", post(mint_token))
+        .route("/imds", get(imds_mode).put(set_imds_mode))
+        .route("/imds/role", put(set_imds_role))
+        .route("/imds/stats", get(imds_stats))
+        .route("/kubernetes", get(kubernetes_mode).put(set_kubernetes_mode))
+        .route("/kubernetes/stats", get(kubernetes_stats))
+        .route("/kubernetes/serviceaccounts", put(put_service_account))
+        .route(
+            "/kubernetes/serviceaccounts/{namespace}/{name}",
+            delete(remove_service_account),
+        )
 }
 
 fn bad_request(error: impl std::fmt::Display) -> Response {
@@ -74,7 +115,7 @@ async fn stats(State(state): Shared) -> Response {
 }
 
 async fn reset_stats(State(state): Shared) -> StatusCode {
-    state.stats.reset();
+    state.reset_stats();
     StatusCode::NO_CONTENT
 }
 
@@ -154,4 +195,198 @@ async fn put_oos_parameter(State(state): Shared, Json(parameter): Json<OosParame
 
 async fn put_access_key(State(state): Shared, Json(key): Json<AccessKey>) -> Response {
     done(state.put_access_key(key))
+}
+
+async fn put_role(State(state): Shared, Json(role): Json<Role>) -> Response {
+    done(state.iam.put_role(role))
+}
+
+async fn put_oidc_provider(State(state): Shared, Json(provider): Json<OidcProvider>) -> Response {
+    done(state.iam.put_oidc_provider(provider))
+}
+
+async fn list_credentials(State(state): Shared) -> Response {
+    Json(state.iam.issued()).into_response()
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpireBody {
+    #[serde(default)]
+    role_arn: Option<String>,
+}
+
+async fn expire_credentials(State(state): Shared, body: axum::body::Bytes) -> Response {
+    let body: ExpireBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ExpireBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(e) => return bad_request(e),
+        }
+    };
+    let expired = state
+        .iam
+        .expire(body.role_arn.as_deref(), time::OffsetDateTime::now_utc());
+    Json(json!({ "expired": expired })).into_response()
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifetimeBody {
+    #[serde(with = "duration_text::option")]
+    lifetime: Option<Duration>,
+}
+
+async fn lifetime(State(state): Shared) -> Response {
+    Json(LifetimeBody {
+        lifetime: state.iam.lifetime_override(),
+    })
+    .into_response()
+}
+
+async fn set_lifetime(State(state): Shared, Json(body): Json<LifetimeBody>) -> Response {
+    if body.lifetime.is_some_and(|d| d.as_secs() == 0) {
+        return bad_request("lifetime must be at least 1s");
+    }
+    state.iam.set_lifetime_override(body.lifetime);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn clear_lifetime(State(state): Shared) -> StatusCode {
+    state.iam.set_lifetime_override(None);
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /__emulator/oidc/token`: mints a service-account JWT.
+///
+/// Fields (all optional except the subject): `provider_arn` (default: the
+/// only provider), `namespace` + `name` (kubelet-like token) or `subject`,
+/// `audiences` (default: the provider's first), `expires_in` (default
+/// `"1h"`) or `expired_since` (e.g. `"10s"`: an expired token), `issuer`
+/// (default: the provider's), `sign` (default `true`: HS256 with the
+/// provider's key when it has one).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenRequest {
+    #[serde(default)]
+    provider_arn: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    audiences: Option<Vec<String>>,
+    #[serde(default, with = "duration_text::option")]
+    expires_in: Option<Duration>,
+    #[serde(default, with = "duration_text::option")]
+    expired_since: Option<Duration>,
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    sign: Option<bool>,
+}
+
+async fn mint_token(State(state): Shared, Json(request): Json<TokenRequest>) -> Response {
+    let provider = match &request.provider_arn {
+        Some(arn) => state.iam.oidc_provider(arn),
+        None => {
+            let providers = state.iam.oidc_providers();
+            match &providers[..] {
+                [only] => Some(only.clone()),
+                _ => {
+                    return bad_request("give provider_arn: there is not exactly one OIDC provider");
+                }
+            }
+        }
+    };
+    let Some(provider) = provider else {
+        return bad_request("no such OIDC provider");
+    };
+    let issuer = request.issuer.unwrap_or_else(|| provider.issuer.clone());
+    let mut claims = match (&request.namespace, &request.name, request.subject) {
+        (Some(namespace), Some(name), None) => {
+            jwt::Claims::service_account(issuer, namespace, name)
+        }
+        (None, None, Some(subject)) => jwt::Claims::new(issuer, subject, crate::seed::STS_AUDIENCE),
+        _ => return bad_request("give either namespace and name, or subject"),
+    };
+    claims = claims.with_audiences(
+        request
+            .audiences
+            .unwrap_or_else(|| provider.audiences.iter().take(1).cloned().collect()),
+    );
+    claims = match (request.expires_in, request.expired_since) {
+        (Some(_), Some(_)) => return bad_request("give expires_in or expired_since, not both"),
+        (_, Some(ago)) => claims.expired_since(ago),
+        (ttl, None) => claims.expiring_in(ttl.unwrap_or(Duration::from_secs(3600))),
+    };
+    let key = if request.sign.unwrap_or(true) {
+        provider.hmac_key.as_deref()
+    } else {
+        None
+    };
+    Json(json!({ "token": jwt::mint(&claims, key) })).into_response()
+}
+
+async fn imds_mode(State(state): Shared) -> Response {
+    Json(state.imds.mode()).into_response()
+}
+
+async fn set_imds_mode(State(state): Shared, Json(mode): Json<ImdsMode>) -> StatusCode {
+    state.imds.set_mode(mode);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImdsRole {
+    role_arn: Option<String>,
+}
+
+async fn set_imds_role(State(state): Shared, Json(body): Json<ImdsRole>) -> Response {
+    if let Some(arn) = &body.role_arn
+        && state.iam.role(arn).is_none()
+    {
+        return bad_request(format!("role {arn:?} does not exist"));
+    }
+    state.imds.set_role_arn(body.role_arn);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn imds_stats(State(state): Shared) -> Response {
+    Json(state.imds.stats.snapshot()).into_response()
+}
+
+async fn kubernetes_mode(State(state): Shared) -> Response {
+    Json(state.kubernetes.mode()).into_response()
+}
+
+async fn set_kubernetes_mode(State(state): Shared, Json(mode): Json<KubernetesMode>) -> StatusCode {
+    state.kubernetes.set_mode(mode);
+    StatusCode::NO_CONTENT
+}
+
+async fn kubernetes_stats(State(state): Shared) -> Response {
+    Json(state.kubernetes.stats.snapshot()).into_response()
+}
+
+async fn put_service_account(
+    State(state): Shared,
+    Json(account): Json<ServiceAccount>,
+) -> Response {
+    done(state.kubernetes.put(account))
+}
+
+async fn remove_service_account(
+    State(state): Shared,
+    Path((namespace, name)): Path<(String, String)>,
+) -> StatusCode {
+    if state.kubernetes.remove(&namespace, &name) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }

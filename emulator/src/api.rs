@@ -1,10 +1,11 @@
 //! The API table (action, version, product, handler) and what handlers get.
 //!
 //! A product is a module under `api/` exporting one [`Api`] per action; adding
-//! an action (STS `AssumeRole`, ...) means adding its module entry to [`APIS`].
+//! an action means adding its module entry to [`APIS`].
 
 pub(crate) mod kms;
 pub(crate) mod oos;
+pub(crate) mod sts;
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -13,12 +14,17 @@ use axum::http::StatusCode;
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
-use crate::iam::Principal;
+use crate::iam::{Iam, Principal};
 use crate::request::ApiRequest;
 use crate::seed::{KmsSecret, OosParameter, Seed};
 
 /// Every action the emulator serves.
-pub(crate) static APIS: &[&Api] = &[&kms::GET_SECRET_VALUE, &oos::GET_SECRET_PARAMETER];
+pub(crate) static APIS: &[&Api] = &[
+    &kms::GET_SECRET_VALUE,
+    &oos::GET_SECRET_PARAMETER,
+    &sts::ASSUME_ROLE,
+    &sts::ASSUME_ROLE_WITH_OIDC,
+];
 
 /// Looks an action up by name.
 pub(crate) fn find(action: &str) -> Option<&'static Api> {
@@ -43,6 +49,7 @@ pub(crate) struct Api {
 pub(crate) enum Product {
     Kms,
     Oos,
+    Sts,
 }
 
 impl Product {
@@ -51,6 +58,7 @@ impl Product {
         match self {
             Product::Kms => "Kms",
             Product::Oos => "Oos",
+            Product::Sts => "Sts",
         }
     }
 
@@ -65,6 +73,11 @@ impl Product {
                 StatusCode::FORBIDDEN,
                 "Forbidden.RAM",
                 "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+            ),
+            Product::Sts => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "NoPermission",
+                "You are not authorized to do this action. You should be authorized by RAM.",
             ),
         }
     }
@@ -106,13 +119,16 @@ impl Store {
     }
 }
 
-/// What a handler gets: the request, the content and the caller.
+/// What a handler gets: the request, the content, the identities and the caller.
 pub(crate) struct Call<'a> {
     pub request: &'a ApiRequest,
     pub store: &'a Store,
+    pub iam: &'a Iam,
     pub product: Product,
     /// `None` for anonymous actions.
     pub principal: Option<&'a Principal>,
+    /// The server clock when the request was processed.
+    pub now: OffsetDateTime,
 }
 
 impl Call<'_> {
@@ -139,7 +155,7 @@ impl Call<'_> {
     /// Fails with the product's permission error unless the caller may read `resource`.
     pub fn authorize(&self, resource: &str) -> Result<(), ApiError> {
         match self.principal {
-            Some(p) if !p.permissions.allows(resource) => Err(self.product.permission_denied()),
+            Some(p) if !self.iam.allows(p, resource) => Err(self.product.permission_denied()),
             _ => Ok(()),
         }
     }

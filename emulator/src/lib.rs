@@ -1,8 +1,11 @@
-//! A local Alibaba Cloud emulator: KMS `GetSecretValue` and OOS
-//! `GetSecretParameter` served over HTTP from a [`Seed`], with request
-//! signatures (V3 `ACS3-HMAC-SHA256` and V1 HMAC-SHA1), timestamps, nonces,
-//! STS tokens and permissions checked as the real service does, so that both
-//! this project's client and the official SDKs work against it.
+//! A local Alibaba Cloud emulator: KMS `GetSecretValue`, OOS
+//! `GetSecretParameter` and STS `AssumeRole` / `AssumeRoleWithOIDC` served
+//! over HTTP from a [`Seed`], with request signatures (V3 `ACS3-HMAC-SHA256`
+//! and V1 HMAC-SHA1), timestamps, nonces, STS tokens and per-identity
+//! permissions checked as the real service does, so that both this
+//! project's client and the official SDKs work against it. Two more
+//! listeners play the ECS metadata server (IMDS) and a minimal Kubernetes API
+//! (ServiceAccount GET).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,24 +30,33 @@ mod auth;
 mod error;
 mod faults;
 mod iam;
+mod imds;
+pub mod jwt;
+mod kubernetes;
 mod request;
 mod seed;
 mod server;
 mod stats;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use time::OffsetDateTime;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{ActiveFault, Fault, FaultError, Latency, LatencyParseError};
+pub use iam::{CredentialSource, IssuedCredential};
+pub use imds::{IMDS_CREDENTIAL_LIFETIME, ImdsMode};
+pub use kubernetes::KubernetesMode;
 pub use seed::{
-    ACS_CURRENT, ACS_PREVIOUS, AccessKey, DEFAULT_REGION, KmsSecret, KmsSecretVersion, KmsSeed,
-    OosParameter, OosParameterVersion, OosSeed, SecretDataType, Seed, SeedError,
+    ACS_CURRENT, ACS_PREVIOUS, AccessKey, DEFAULT_MAX_SESSION_DURATION, DEFAULT_REGION, ImdsSeed,
+    KmsSecret, KmsSecretVersion, KmsSeed, KubernetesSeed, MAX_SESSION_DURATION_LIMIT,
+    MIN_SESSION_DURATION, OidcProvider, OidcTrust, OosParameter, OosParameterVersion, OosSeed,
+    ROLE_ARN_ANNOTATION, Role, STS_AUDIENCE, SecretDataType, Seed, SeedError, ServiceAccount,
 };
-pub use stats::{ActionStats, NO_ACTION, SUCCESS, Stats};
+pub use stats::{ActionStats, ImdsPathStats, ImdsStats, NO_ACTION, STS_ACTIONS, SUCCESS, Stats};
 
 /// How long [`Emulator::shutdown`] waits for open connections before
 /// dropping them.
@@ -67,51 +79,118 @@ pub enum StartError {
     },
 }
 
-/// A running emulator. Dropping it stops the server; [`Emulator::shutdown`]
-/// also waits for it.
+/// Where the three listeners bind (port 0 picks a free one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartOptions {
+    /// The cloud API (KMS, OOS, STS) and the admin endpoints.
+    pub api: SocketAddr,
+    /// The ECS metadata server.
+    pub imds: SocketAddr,
+    /// The Kubernetes API.
+    pub kubernetes: SocketAddr,
+}
+
+impl StartOptions {
+    /// The API on `api`; the metadata server and the Kubernetes API on free
+    /// ports of the same IP.
+    pub fn new(api: SocketAddr) -> Self {
+        let any_port = |ip: IpAddr| SocketAddr::new(ip, 0);
+        StartOptions {
+            api,
+            imds: any_port(api.ip()),
+            kubernetes: any_port(api.ip()),
+        }
+    }
+
+    /// Binds the metadata server to `addr`.
+    pub fn with_imds(mut self, addr: SocketAddr) -> Self {
+        self.imds = addr;
+        self
+    }
+
+    /// Binds the Kubernetes API to `addr`.
+    pub fn with_kubernetes(mut self, addr: SocketAddr) -> Self {
+        self.kubernetes = addr;
+        self
+    }
+}
+
+/// A running emulator. Dropping it stops the servers; [`Emulator::shutdown`]
+/// also waits for them.
 pub struct Emulator {
     addr: SocketAddr,
+    imds_addr: SocketAddr,
+    kubernetes_addr: SocketAddr,
     state: Arc<server::AppState>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emulator")
             .field("addr", &self.addr)
+            .field("imds_addr", &self.imds_addr)
+            .field("kubernetes_addr", &self.kubernetes_addr)
             .finish()
     }
 }
 
-impl Emulator {
-    /// Validates `seed`, binds `addr` (port 0 picks one) and starts serving
-    /// on the current tokio runtime.
-    pub async fn start(seed: Seed, addr: SocketAddr) -> Result<Emulator, StartError> {
-        seed.validate()?;
-        let bind_error = |source| StartError::Bind { addr, source };
-        let listener = tokio::net::TcpListener::bind(addr)
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
+}
+
+fn spawn_server(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
             .await
-            .map_err(bind_error)?;
-        let local = listener.local_addr().map_err(bind_error)?;
+    })
+}
+
+impl Emulator {
+    /// Validates `seed`, binds `addr` (port 0 picks one) for the API, the
+    /// metadata server and the Kubernetes API on free ports of the same IP,
+    /// and starts serving on the current tokio runtime.
+    pub async fn start(seed: Seed, addr: SocketAddr) -> Result<Emulator, StartError> {
+        Emulator::start_with(seed, StartOptions::new(addr)).await
+    }
+
+    /// Like [`start`](Self::start), with each listener's address chosen.
+    pub async fn start_with(seed: Seed, options: StartOptions) -> Result<Emulator, StartError> {
+        seed.validate()?;
+        let (api, local) = bind(options.api).await?;
+        let (imds, imds_addr) = bind(options.imds).await?;
+        let (kubernetes, kubernetes_addr) = bind(options.kubernetes).await?;
         let state = Arc::new(server::AppState::new(&seed));
-        let app = server::router(state.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        tracing::info!(%local, region = %seed.region, access_keys = seed.access_keys.len(),
+        let (stop, stopped) = watch::channel(false);
+        let servers = vec![
+            spawn_server(api, server::router(state.clone()), stopped.clone()),
+            spawn_server(imds, imds::router(state.clone()), stopped.clone()),
+            spawn_server(kubernetes, kubernetes::router(state.clone()), stopped),
+        ];
+        tracing::info!(%local, %imds_addr, %kubernetes_addr, region = %seed.region,
+            access_keys = seed.access_keys.len(), roles = seed.roles.len(),
             kms_secrets = seed.kms.secrets.len(), oos_parameters = seed.oos.parameters.len(),
-            "emulator started");
+            service_accounts = seed.service_accounts.len(), "emulator started");
         Ok(Emulator {
             addr: local,
+            imds_addr,
+            kubernetes_addr,
             state,
-            stop: Some(stop),
-            server: Some(server),
+            stop,
+            servers,
         })
     }
 
@@ -125,6 +204,26 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
+    /// The metadata server's address (stands for `100.100.100.200:80`).
+    pub fn imds_addr(&self) -> SocketAddr {
+        self.imds_addr
+    }
+
+    /// `http://127.0.0.1:PORT` of the metadata server.
+    pub fn imds_url(&self) -> String {
+        format!("http://{}", self.imds_addr)
+    }
+
+    /// The Kubernetes API's address.
+    pub fn kubernetes_addr(&self) -> SocketAddr {
+        self.kubernetes_addr
+    }
+
+    /// `http://127.0.0.1:PORT` of the Kubernetes API (plain HTTP).
+    pub fn kubernetes_url(&self) -> String {
+        format!("http://{}", self.kubernetes_addr)
+    }
+
     /// `127.0.0.1:PORT`: what the SDKs take as `endpoint` (with protocol `http`).
     pub fn endpoint(&self) -> String {
         self.addr.to_string()
@@ -135,14 +234,26 @@ impl Emulator {
         &self.state.store.region
     }
 
-    /// Counters since start or the last [`reset_stats`](Self::reset_stats).
+    /// API counters (KMS, OOS, STS: see [`Stats::sts_calls`]) since start
+    /// or the last [`reset_stats`](Self::reset_stats).
     pub fn stats(&self) -> Stats {
         self.state.stats.snapshot()
     }
 
-    /// Zeroes the counters.
+    /// Metadata-server counters per path kind.
+    pub fn imds_stats(&self) -> ImdsStats {
+        self.state.imds.stats.snapshot()
+    }
+
+    /// Kubernetes API counters: `serviceaccounts` (and `other`) by outcome
+    /// (`Success`, `NotFound`, `Unauthorized`, `Forbidden`, `ServiceUnavailable`).
+    pub fn kubernetes_stats(&self) -> Stats {
+        self.state.kubernetes.stats.snapshot()
+    }
+
+    /// Zeroes all counters (API, metadata server, Kubernetes).
     pub fn reset_stats(&self) {
-        self.state.stats.reset();
+        self.state.reset_stats();
     }
 
     /// Delay added to every API request from now on.
@@ -207,13 +318,114 @@ impl Emulator {
         self.state.put_access_key(key)
     }
 
-    /// Stops accepting, lets open requests finish (up to a few seconds) and
-    /// waits for the server task.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+    /// Adds or replaces a RAM role; credentials already issued for it get
+    /// its new permissions at once. The OIDC providers it trusts must exist.
+    pub fn put_role(&self, role: Role) -> Result<(), SeedError> {
+        self.state.iam.put_role(role)
+    }
+
+    /// Adds or replaces an OIDC identity provider.
+    pub fn put_oidc_provider(&self, provider: OidcProvider) -> Result<(), SeedError> {
+        self.state.iam.put_oidc_provider(provider)
+    }
+
+    /// Makes every credential issued from now on (by STS or the metadata
+    /// server) last `lifetime` (whole seconds, at least 1), whatever was
+    /// asked; `None` restores `DurationSeconds` and the roles' own knobs.
+    pub fn set_credential_lifetime(&self, lifetime: Option<Duration>) {
+        self.state.iam.set_lifetime_override(lifetime);
+    }
+
+    /// The lifetime override, if any.
+    pub fn credential_lifetime(&self) -> Option<Duration> {
+        self.state.iam.lifetime_override()
+    }
+
+    /// Makes every live issued credential expire now (requests signed with
+    /// them get `InvalidSecurityToken.Expired`; the metadata server hands
+    /// out new ones); returns how many.
+    pub fn expire_credentials(&self) -> usize {
+        self.state.iam.expire(None, OffsetDateTime::now_utc())
+    }
+
+    /// Like [`expire_credentials`](Self::expire_credentials), for one role.
+    pub fn expire_role_credentials(&self, role_arn: &str) -> usize {
+        self.state
+            .iam
+            .expire(Some(role_arn), OffsetDateTime::now_utc())
+    }
+
+    /// The credentials STS and the metadata server issued (the latest
+    /// 10,000), oldest first, secrets included.
+    pub fn issued_credentials(&self) -> Vec<IssuedCredential> {
+        self.state.iam.issued()
+    }
+
+    /// Changes how the metadata server behaves (hardened, token endpoint).
+    pub fn set_imds_mode(&self, mode: ImdsMode) {
+        self.state.imds.set_mode(mode);
+    }
+
+    /// The metadata server's current mode.
+    pub fn imds_mode(&self) -> ImdsMode {
+        self.state.imds.mode()
+    }
+
+    /// Attaches a role (one of the emulator's) to the instance, or detaches it.
+    pub fn set_imds_role(&self, role_arn: Option<&str>) -> Result<(), SeedError> {
+        if let Some(arn) = role_arn
+            && self.state.iam.role(arn).is_none()
+        {
+            return Err(SeedError::Invalid(format!("role {arn:?} does not exist")));
         }
-        if let Some(mut server) = self.server.take() {
+        self.state.imds.set_role_arn(role_arn.map(str::to_string));
+        Ok(())
+    }
+
+    /// Adds or replaces a Kubernetes ServiceAccount.
+    pub fn put_service_account(&self, account: ServiceAccount) -> Result<(), SeedError> {
+        self.state.kubernetes.put(account)
+    }
+
+    /// Removes a Kubernetes ServiceAccount; `false` if there was none.
+    pub fn remove_service_account(&self, namespace: &str, name: &str) -> bool {
+        self.state.kubernetes.remove(namespace, name)
+    }
+
+    /// Changes how the Kubernetes API behaves (forbidden, unavailable).
+    pub fn set_kubernetes_mode(&self, mode: KubernetesMode) {
+        self.state.kubernetes.set_mode(mode);
+    }
+
+    /// The Kubernetes API's current mode.
+    pub fn kubernetes_mode(&self) -> KubernetesMode {
+        self.state.kubernetes.mode()
+    }
+
+    /// An OIDC token for `namespace/name` as the kubelet would project it
+    /// for audience `sts.aliyuncs.com`, from the OIDC provider `provider_arn`
+    /// (its issuer; HS256 with its key if it has one), valid for `ttl`.
+    pub fn service_account_token(
+        &self,
+        provider_arn: &str,
+        namespace: &str,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<String, SeedError> {
+        let provider = self.state.iam.oidc_provider(provider_arn).ok_or_else(|| {
+            SeedError::Invalid(format!("OIDC provider {provider_arn:?} does not exist"))
+        })?;
+        let claims = jwt::Claims::service_account(&provider.issuer, namespace, name)
+            .with_audiences(provider.audiences.iter().take(1).cloned())
+            .expiring_in(ttl);
+        Ok(jwt::mint(&claims, provider.hmac_key.as_deref()))
+    }
+
+    /// Stops accepting, lets open requests finish (up to a few seconds) and
+    /// waits for the server tasks.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for mut server in std::mem::take(&mut self.servers) {
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
                 Ok(Ok(Err(error))) => tracing::warn!(%error, "emulator server failed"),
                 Ok(_) => {}
@@ -225,8 +437,6 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let _ = self.stop.send(true);
     }
 }

@@ -1,4 +1,8 @@
-//! The seed: the access keys, KMS secrets and OOS parameters an emulator serves.
+//! The seed: the access keys, KMS secrets and OOS parameters an emulator
+//! serves, and the identities around them (roles, OIDC providers, the
+//! metadata server, Kubernetes service accounts).
+
+mod identity;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -7,6 +11,15 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+pub use identity::{
+    DEFAULT_MAX_SESSION_DURATION, ImdsSeed, KubernetesSeed, MAX_SESSION_DURATION_LIMIT,
+    MIN_SESSION_DURATION, OidcProvider, OidcTrust, ROLE_ARN_ANNOTATION, Role, STS_AUDIENCE,
+    ServiceAccount,
+};
+pub(crate) use identity::{
+    duration_text, parse_oidc_provider_arn, parse_role_arn, valid_external_id,
+};
 
 /// Region the emulator claims to be in when the seed names none.
 pub const DEFAULT_REGION: &str = "cn-hangzhou";
@@ -36,6 +49,25 @@ pub struct Seed {
     /// OOS (parameter store) content.
     #[serde(default)]
     pub oos: OosSeed,
+    /// RAM roles for STS and the metadata server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Role>,
+    /// OIDC identity providers for `AssumeRoleWithOIDC`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oidc_providers: Vec<OidcProvider>,
+    /// The ECS metadata server.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub imds: ImdsSeed,
+    /// The Kubernetes API.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kubernetes: KubernetesSeed,
+    /// ServiceAccounts served by the Kubernetes API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<ServiceAccount>,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn default_region() -> String {
@@ -50,6 +82,11 @@ impl Default for Seed {
             access_keys: Vec::new(),
             kms: KmsSeed::default(),
             oos: OosSeed::default(),
+            roles: Vec::new(),
+            oidc_providers: Vec::new(),
+            imds: ImdsSeed::default(),
+            kubernetes: KubernetesSeed::default(),
+            service_accounts: Vec::new(),
         }
     }
 }
@@ -127,8 +164,39 @@ impl Seed {
         self
     }
 
+    /// Adds a RAM role.
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.roles.push(role);
+        self
+    }
+
+    /// Adds an OIDC identity provider.
+    pub fn with_oidc_provider(mut self, provider: OidcProvider) -> Self {
+        self.oidc_providers.push(provider);
+        self
+    }
+
+    /// Configures the metadata server.
+    pub fn with_imds(mut self, imds: ImdsSeed) -> Self {
+        self.imds = imds;
+        self
+    }
+
+    /// Sets the bearer token the Kubernetes API requires.
+    pub fn with_kubernetes_token(mut self, token: impl Into<String>) -> Self {
+        self.kubernetes.bearer_token = Some(token.into());
+        self
+    }
+
+    /// Adds a Kubernetes ServiceAccount.
+    pub fn with_service_account(mut self, account: ServiceAccount) -> Self {
+        self.service_accounts.push(account);
+        self
+    }
+
     /// Checks what TOML types cannot: unique names, one owner per stage,
-    /// decodable binary data.
+    /// decodable binary data, well-formed ARNs, roles that trust known
+    /// OIDC providers, a metadata-server role that exists.
     pub fn validate(&self) -> Result<(), SeedError> {
         if self.region.is_empty() {
             return invalid("region must not be empty".into());
@@ -157,7 +225,12 @@ impl Seed {
                 ));
             }
         }
-        Ok(())
+        identity::validate(
+            &self.roles,
+            &self.oidc_providers,
+            &self.imds,
+            &self.service_accounts,
+        )
     }
 }
 

@@ -18,7 +18,9 @@ use crate::api::{self, Api, Call, Product, Store};
 use crate::auth::{self, NONCE_CAPACITY, NONCE_WINDOW, NonceCache};
 use crate::error::ApiError;
 use crate::faults::{Faults, Latency};
-use crate::iam::{Credential, Identities};
+use crate::iam::{Credential, Iam};
+use crate::imds::Imds;
+use crate::kubernetes::Kubernetes;
 use crate::request::ApiRequest;
 use crate::seed::{AccessKey, KmsSecret, OosParameter, Seed, SeedError};
 use crate::stats::{NO_ACTION, SUCCESS, StatsRecorder};
@@ -26,7 +28,9 @@ use crate::stats::{NO_ACTION, SUCCESS, StatsRecorder};
 /// Everything a running emulator holds.
 pub(crate) struct AppState {
     pub store: Store,
-    pub identities: Identities,
+    pub iam: Iam,
+    pub imds: Imds,
+    pub kubernetes: Kubernetes,
     pub nonces: NonceCache,
     pub faults: Faults,
     pub latency: RwLock<Latency>,
@@ -37,7 +41,9 @@ impl AppState {
     pub fn new(seed: &Seed) -> Self {
         AppState {
             store: Store::from_seed(seed),
-            identities: Identities::from_access_keys(&seed.access_keys),
+            iam: Iam::new(&seed.access_keys, &seed.roles, &seed.oidc_providers),
+            imds: Imds::from_seed(seed),
+            kubernetes: Kubernetes::from_seed(seed),
             nonces: NonceCache::new(NONCE_WINDOW, NONCE_CAPACITY),
             faults: Faults::default(),
             latency: RwLock::new(Latency::NONE),
@@ -86,8 +92,15 @@ impl AppState {
 
     pub fn put_access_key(&self, key: AccessKey) -> Result<(), SeedError> {
         key.validate()?;
-        self.identities.insert(Credential::from(&key));
+        self.iam.identities.insert(Credential::from(&key));
         Ok(())
+    }
+
+    /// Zeroes the API, metadata-server and Kubernetes counters.
+    pub fn reset_stats(&self) {
+        self.stats.reset();
+        self.imds.stats.reset();
+        self.kubernetes.stats.reset();
     }
 }
 
@@ -158,14 +171,15 @@ fn process(
     if version != api.version {
         return Err(ApiError::invalid_version());
     }
+    let now = OffsetDateTime::now_utc();
     let credential = if api.anonymous {
         None
     } else {
         Some(auth::authenticate(
             request,
-            &state.identities,
+            &state.iam.identities,
             &state.nonces,
-            OffsetDateTime::now_utc(),
+            now,
         )?)
     };
     if let Some(error) = state.faults.check(api.action, (api.object)(request)) {
@@ -174,8 +188,10 @@ fn process(
     let call = Call {
         request,
         store: &state.store,
+        iam: &state.iam,
         product: api.product,
         principal: credential.as_deref().map(|c| &*c.principal),
+        now,
     };
     (api.handler)(&call)
 }
