@@ -297,7 +297,9 @@ async fn mint_token(State(state): Shared, Json(request): Json<TokenRequest>) -> 
             match &providers[..] {
                 [only] => Some(only.clone()),
                 _ => {
-                    return bad_request("give provider_arn: there is not exactly one OIDC provider");
+                    return bad_request(
+                        "give provider_arn: there is not exactly one OIDC provider",
+                    );
                 }
             }
         }

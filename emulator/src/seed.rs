@@ -677,6 +677,49 @@ mod tests {
         let db = &seed.oos.parameters[0];
         assert_eq!(db.name, "db/password");
         assert_eq!(db.latest().unwrap().version, 2);
+
+        // The identity half.
+        assert_eq!(
+            seed.oidc_providers[0].arn,
+            "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0ffee"
+        );
+        assert_eq!(seed.oidc_providers[0].audiences, [STS_AUDIENCE]);
+        let role = |name: &str| {
+            seed.roles
+                .iter()
+                .find(|r| r.name() == name)
+                .unwrap_or_else(|| panic!("role {name}"))
+        };
+        for team in ["team-a", "team-b"] {
+            let trust = &role(&format!("{team}-app")).oidc_trust[0];
+            assert_eq!(trust.provider_arn, seed.oidc_providers[0].arn);
+            assert_eq!(
+                trust.subjects,
+                [format!("system:serviceaccount:{team}:app")]
+            );
+        }
+        assert_ne!(role("team-a-app").allow, role("team-b-app").allow);
+        assert_eq!(
+            role("csi-secrets-store-provider").trusted_access_keys,
+            ["testid"]
+        );
+        assert!(role("shared-secrets-reader").external_id.is_some());
+        assert_eq!(
+            seed.imds.role_arn.as_deref(),
+            Some(role("ack-worker-node").arn.as_str())
+        );
+        assert!(seed.kubernetes.bearer_token.is_some());
+        let annotated: Vec<_> = seed
+            .service_accounts
+            .iter()
+            .filter_map(|a| a.annotations.get(ROLE_ARN_ANNOTATION))
+            .collect();
+        assert_eq!(annotated.len(), 3);
+        assert!(
+            annotated
+                .iter()
+                .all(|arn| seed.roles.iter().any(|r| &&r.arn == arn))
+        );
     }
 
     #[test]
@@ -690,8 +733,38 @@ mod tests {
                     .allowing(["kms:secret/x"]),
             )
             .with_kms_secret(KmsSecret::binary("bin", b"\x00\x01"))
-            .with_oos_parameter(OosParameter::new("a/b", "v").with_version(2, "w"));
+            .with_oos_parameter(OosParameter::new("a/b", "v").with_version(2, "w"))
+            .with_oidc_provider(
+                OidcProvider::new("acs:ram::123:oidc-provider/p", "https://issuer")
+                    .with_hmac_key("k"),
+            )
+            .with_role(
+                Role::new("acs:ram::123:role/r")
+                    .allowing(["kms:secret/x"])
+                    .trusting_access_keys(["STS.a"])
+                    .trusting_roles(["acs:ram::9:role/o"])
+                    .trusting_oidc(
+                        "acs:ram::123:oidc-provider/p",
+                        ["system:serviceaccount:a:*"],
+                    )
+                    .with_external_id("ext-id")
+                    .with_max_session_duration(7200)
+                    .with_credential_lifetime(std::time::Duration::from_secs(90)),
+            )
+            .with_imds(
+                ImdsSeed::with_role("acs:ram::123:role/r")
+                    .in_region("cn-beijing")
+                    .with_instance_id("i-1")
+                    .with_zone_id("cn-beijing-k")
+                    .hardened()
+                    .without_tokens(),
+            )
+            .with_kubernetes_token("t")
+            .with_service_account(
+                ServiceAccount::new("a", "b").with_role_arn("acs:ram::123:role/r"),
+            );
         let text = seed.to_toml_string();
+        assert!(text.contains("credential_lifetime = \"1m 30s\""), "{text}");
         assert_eq!(Seed::from_toml_str(&text).unwrap(), seed);
     }
 
@@ -726,14 +799,65 @@ mod tests {
                 Seed::default().with_kms_secret(KmsSecret::new("e", SecretDataType::Text)),
                 "has no versions",
             ),
+            (
+                Seed::default().with_role(Role::new("acs:ram::1:user/x")),
+                "the ARN must look like",
+            ),
+            (
+                Seed::default()
+                    .with_role(Role::new("acs:ram::1:role/x"))
+                    .with_role(Role::new("acs:ram::1:role/X")),
+                "listed twice",
+            ),
+            (
+                Seed::default()
+                    .with_role(Role::new("acs:ram::1:role/x").with_max_session_duration(600)),
+                "max_session_duration",
+            ),
+            (
+                Seed::default().with_role(
+                    Role::new("acs:ram::1:role/x")
+                        .trusting_oidc("acs:ram::1:oidc-provider/p", ["s"]),
+                ),
+                "which is not in oidc_providers",
+            ),
+            (
+                Seed::default().with_role(Role::new("acs:ram::1:role/x").with_external_id("a b")),
+                "external_id",
+            ),
+            (
+                Seed::default().with_imds(ImdsSeed::with_role("acs:ram::1:role/missing")),
+                "is not one of the seed's roles",
+            ),
+            (
+                Seed::default().with_oidc_provider(
+                    OidcProvider::new("acs:ram::1:oidc-provider/p", "i")
+                        .with_audiences(Vec::<String>::new()),
+                ),
+                "audiences",
+            ),
+            (
+                Seed::default()
+                    .with_service_account(ServiceAccount::new("a", "b"))
+                    .with_service_account(ServiceAccount::new("a", "b")),
+                "listed twice",
+            ),
         ];
         for (seed, want) in cases {
             let err = seed.validate().unwrap_err().to_string();
             assert!(err.contains(want), "{err:?} should contain {want:?}");
         }
-        let err =
-            Seed::from_toml_str("[[access_keys]]\nid='a'\nsecret='b'\nbogus=1\n").unwrap_err();
-        assert!(matches!(err, SeedError::Parse(_)));
+        for unknown in [
+            "[[access_keys]]\nid='a'\nsecret='b'\nbogus=1\n",
+            "[[roles]]\narn='acs:ram::1:role/r'\nallowed=['*']\n",
+            "[imds]\nrole='x'\n",
+            "[kubernetes]\ntoken='x'\n",
+            "[[oidc_providers]]\narn='acs:ram::1:oidc-provider/p'\nissuer='i'\naudience='a'\n",
+            "[[roles]]\narn='acs:ram::1:role/r'\ncredential_lifetime='soon'\n",
+        ] {
+            let err = Seed::from_toml_str(unknown).unwrap_err();
+            assert!(matches!(err, SeedError::Parse(_)), "{unknown}: {err:?}");
+        }
     }
 
     #[test]
@@ -762,10 +886,23 @@ mod tests {
         let key = AccessKey::new("id", "topsecret").with_security_token("tokenvalue");
         let version = KmsSecretVersion::new("v", "hunter2");
         let text = format!(
-            "{key:?} {version:?} {:?}",
-            OosParameterVersion::new(1, "pw123")
+            "{key:?} {version:?} {:?} {:?} {:?} {:?}",
+            OosParameterVersion::new(1, "pw123"),
+            OidcProvider::new("acs:ram::1:oidc-provider/p", "i").with_hmac_key("hmackey9"),
+            Role::new("acs:ram::1:role/r").with_external_id("extid77"),
+            Seed::default()
+                .with_kubernetes_token("k8stoken5")
+                .kubernetes,
         );
-        for hidden in ["topsecret", "tokenvalue", "hunter2", "pw123"] {
+        for hidden in [
+            "topsecret",
+            "tokenvalue",
+            "hunter2",
+            "pw123",
+            "hmackey9",
+            "extid77",
+            "k8stoken5",
+        ] {
             assert!(!text.contains(hidden), "{text}");
         }
     }

@@ -74,7 +74,7 @@ fn oidc_invalid(message: impl Into<String>) -> ApiError {
 }
 
 fn duration_error(max: u32) -> ApiError {
-    let max = if max % 3600 == 0 {
+    let max = if max.is_multiple_of(3600) {
         format!("{}hr", max / 3600)
     } else {
         format!("{max}s")

@@ -1,6 +1,9 @@
 //! A small signing HTTP client for the emulator tests, built on the project's
 //! signature crate: requests are signed as the SDKs sign them (V3 or V1), and
 //! can be tampered with afterwards.
+//!
+//! Shared by several test crates, each of which uses only part of it.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 
