@@ -191,9 +191,11 @@ def emulator_service():
         process.kill()
         process.wait()
         log.close()
+        stderr = log_path.read_text()
+        shutil.rmtree(workdir, ignore_errors=True)
         pytest.fail(
-            f"emulator did not announce its port (first line {first!r}); "
-            f"stderr: {log_path.read_text()}"
+            f"emulator did not announce its port (first line {first!r}); stderr: {stderr}\n"
+            "(is the emulator binary older than examples/emulator-seed.toml? rebuild it)"
         )
     try:
         yield EmulatorProcess(process, match.group(1), log_path)
