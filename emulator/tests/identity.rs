@@ -1414,8 +1414,11 @@ const EXAMPLE_SEED: &str = concat!(
 );
 
 #[tokio::test]
-async fn the_binary_announces_every_listener() {
+async fn the_binary_announces_every_listener_and_logs_no_secrets() {
     use tokio::io::AsyncBufReadExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut child = tokio::process::Command::new(BINARY)
         .args(["--seed", EXAMPLE_SEED, "--listen", "127.0.0.1:0"])
         .args([
@@ -1424,8 +1427,9 @@ async fn the_binary_announces_every_listener() {
             "--kubernetes-listen",
             "127.0.0.1:0",
         ])
+        .env("RUST_LOG", "alibabacloud_emulator=trace")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -1458,11 +1462,48 @@ async fn the_binary_announces_every_listener() {
         "alibabacloud-emulator kubernetes listening on http://127.0.0.1:",
     );
 
-    let reply = assume_role(PROVIDER_ROLE, "binary")
-        .v3(&api.to_string())
+    let mut sensitive = vec![K8S_TOKEN.to_string()];
+    let provider = Creds::from_sts(
+        &assume_role(PROVIDER_ROLE, "binary")
+            .v3(&api.to_string())
+            .send(api)
+            .await,
+    );
+    let oidc_token = token_for("team-a", "app");
+    let pod = Creds::from_sts(
+        &oidc_post(
+            api,
+            &[
+                ("RoleArn", TEAM_A),
+                ("OIDCProviderArn", PROVIDER),
+                ("OIDCToken", &oidc_token),
+            ],
+        )
+        .await,
+    );
+    let imds_token = send(
+        imds,
+        "PUT",
+        "/latest/api/token",
+        &headers(&[(TTL_HEADER, "60")]),
+        Vec::new(),
+    )
+    .await
+    .text;
+    let node = send(
+        imds,
+        "GET",
+        "/latest/meta-data/ram/security-credentials/ack-worker-node",
+        &headers(&[(TOKEN_HEADER, &imds_token)]),
+        Vec::new(),
+    )
+    .await;
+    let node = Creds::from_json(&serde_json::from_str(&node.text).unwrap());
+    pod.sign(Req::kms("team-a/db"))
+        .v1()
         .send(api)
-        .await;
-    Creds::from_sts(&reply);
+        .await
+        .assert_ok();
     let region = send(imds, "GET", "/latest/meta-data/region-id", &[], Vec::new()).await;
     assert_eq!(region.text, "cn-hangzhou");
     let sa = send(
@@ -1477,6 +1518,31 @@ async fn the_binary_announces_every_listener() {
         sa.json["metadata"]["annotations"]["ack.alibabacloud.com/role-arn"],
         TEAM_B
     );
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
+    for creds in [&provider, &pod, &node] {
+        sensitive.push(creds.secret.clone());
+        sensitive.push(creds.token.clone());
+    }
+    sensitive.push(oidc_token);
+    sensitive.push(imds_token);
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("stopped on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("issued temporary credentials"), "{logs}");
+    assert!(logs.contains(&pod.id), "AccessKeyIds may be logged");
+    for secret in &sensitive {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "{secret:?} logged:\n{logs}"
+        );
+    }
 }
