@@ -116,8 +116,9 @@ class IdentityEmulator:
         return self.stats()["actions"].get(action, {}).get("total", 0)
 
 
+# Named apart from conftest.py's `cloud` and test_emulator_sdk.py's `emulator`.
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
+def emu(tmp_path_factory):
     log_path = tmp_path_factory.mktemp("sts-emulator") / "emulator.log"
     log = log_path.open("w")
     process = subprocess.Popen(
@@ -169,13 +170,13 @@ def cloud(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def clean(cloud):
+def clean(emu):
     """Each test starts with default knobs, zeroed counters and no live issued credentials."""
-    cloud.admin("POST", "credentials/expire")
-    cloud.admin("DELETE", "credentials/lifetime")
-    cloud.admin("PUT", "imds", {"hardened": False, "tokens_unavailable": False})
-    cloud.admin("DELETE", "faults")
-    cloud.admin("DELETE", "stats")
+    emu.admin("POST", "credentials/expire")
+    emu.admin("DELETE", "credentials/lifetime")
+    emu.admin("PUT", "imds", {"hardened": False, "tokens_unavailable": False})
+    emu.admin("DELETE", "faults")
+    emu.admin("DELETE", "stats")
     yield
 
 
@@ -205,9 +206,9 @@ def service_account(namespace: str, name: str = "app") -> str:
     return f"system:serviceaccount:{namespace}:{name}"
 
 
-def sdk_config(cloud, *, key=("testid", "testsecret"), token=None, credential=None, algorithm=None):
+def sdk_config(emu, *, key=("testid", "testsecret"), token=None, credential=None, algorithm=None):
     config = utils_models.Config(
-        endpoint=cloud.endpoint,
+        endpoint=emu.endpoint,
         protocol="http",
         region_id="cn-hangzhou",
         signature_algorithm=algorithm,
@@ -220,9 +221,9 @@ def sdk_config(cloud, *, key=("testid", "testsecret"), token=None, credential=No
     return config
 
 
-def kms_with(cloud, provider, algorithm=None) -> KmsClient:
+def kms_with(emu, provider, algorithm=None) -> KmsClient:
     """A KMS client whose credentials come from a credentials provider."""
-    return KmsClient(sdk_config(cloud, credential=CredClient(provider=provider), algorithm=algorithm))
+    return KmsClient(sdk_config(emu, credential=CredClient(provider=provider), algorithm=algorithm))
 
 
 def read_secret(client: KmsClient, name: str) -> str:
@@ -243,9 +244,9 @@ def assert_expires_in(text: str, seconds: int):
     assert abs(expiration(text) - (time.time() + seconds)) <= 5, text
 
 
-def sts_endpoint(cloud) -> str:
+def sts_endpoint(emu) -> str:
     # The credentials providers hard-code https; a full URL is used verbatim.
-    return f"http://{cloud.endpoint}"
+    return f"http://{emu.endpoint}"
 
 
 def token_file(tmp_path: Path, token: str) -> str:
@@ -254,10 +255,10 @@ def token_file(tmp_path: Path, token: str) -> str:
     return str(path)
 
 
-def ecs_provider(cloud, **kwargs) -> EcsRamRoleCredentialsProvider:
+def ecs_provider(emu, **kwargs) -> EcsRamRoleCredentialsProvider:
     provider = EcsRamRoleCredentialsProvider(async_update_enabled=False, **kwargs)
     # The provider hard-codes 100.100.100.200 (API reference, section 8).
-    provider._EcsRamRoleCredentialsProvider__metadata_service_host = cloud.imds
+    provider._EcsRamRoleCredentialsProvider__metadata_service_host = emu.imds
     return provider
 
 
@@ -281,8 +282,8 @@ def wire(monkeypatch):
 
 
 @pytest.mark.parametrize("algorithm", SIGNATURES)
-def test_sts_sdk_assume_role_then_kms_with_the_role(cloud, algorithm, wire):
-    sts = StsClient(sdk_config(cloud, algorithm=algorithm))
+def test_sts_sdk_assume_role_then_kms_with_the_role(emu, algorithm, wire):
+    sts = StsClient(sdk_config(emu, algorithm=algorithm))
     response = sts.assume_role(
         sts_models.AssumeRoleRequest(
             role_arn=PROVIDER_ROLE,
@@ -306,7 +307,7 @@ def test_sts_sdk_assume_role_then_kms_with_the_role(cloud, algorithm, wire):
 
     kms = KmsClient(
         sdk_config(
-            cloud,
+            emu,
             key=(creds.access_key_id, creds.access_key_secret),
             token=creds.security_token,
             algorithm=algorithm,
@@ -315,9 +316,9 @@ def test_sts_sdk_assume_role_then_kms_with_the_role(cloud, algorithm, wire):
     assert read_secret(kms, "test") == TEST_SECRET
     assert_refused(kms, "team-a/db")
     # Without the token the temporary key is refused.
-    bare = KmsClient(sdk_config(cloud, key=(creds.access_key_id, creds.access_key_secret)))
+    bare = KmsClient(sdk_config(emu, key=(creds.access_key_id, creds.access_key_secret)))
     assert_refused(bare, "test", code="InvalidSecurityToken.Malformed")
-    assert cloud.stats()["actions"]["AssumeRole"]["outcomes"] == {"Success": 1}
+    assert emu.stats()["actions"]["AssumeRole"]["outcomes"] == {"Success": 1}
 
 
 @pytest.mark.parametrize(
@@ -329,15 +330,15 @@ def test_sts_sdk_assume_role_then_kms_with_the_role(cloud, algorithm, wire):
         ("not-an-arn", ("testid", "testsecret"), "InvalidParameter.RoleArn", 400),
     ],
 )
-def test_sts_sdk_surfaces_sts_errors(cloud, role, key, code, status):
-    sts = StsClient(sdk_config(cloud, key=key))
+def test_sts_sdk_surfaces_sts_errors(emu, role, key, code, status):
+    sts = StsClient(sdk_config(emu, key=key))
     with pytest.raises(ClientException) as error:
         sts.assume_role(sts_models.AssumeRoleRequest(role_arn=role, role_session_name="s1"))
     assert (error.value.code, error.value.status_code) == (code, status)
 
 
-def test_sts_sdk_duration_beyond_the_role_maximum(cloud):
-    sts = StsClient(sdk_config(cloud))
+def test_sts_sdk_duration_beyond_the_role_maximum(emu):
+    sts = StsClient(sdk_config(emu))
     with pytest.raises(ClientException) as error:
         sts.assume_role(
             sts_models.AssumeRoleRequest(
@@ -347,8 +348,8 @@ def test_sts_sdk_duration_beyond_the_role_maximum(cloud):
     assert error.value.code == "InvalidParameter.DurationSeconds"
 
 
-def test_sts_sdk_assume_role_with_oidc_is_anonymous(cloud, wire):
-    sts = StsClient(sdk_config(cloud))
+def test_sts_sdk_assume_role_with_oidc_is_anonymous(emu, wire):
+    sts = StsClient(sdk_config(emu))
     response = sts.assume_role_with_oidc(
         sts_models.AssumeRoleWithOIDCRequest(
             role_arn=TEAM_A_ROLE,
@@ -366,7 +367,7 @@ def test_sts_sdk_assume_role_with_oidc_is_anonymous(cloud, wire):
     assert_expires_in(body.credentials.expiration, 3600)
     kms = KmsClient(
         sdk_config(
-            cloud,
+            emu,
             key=(body.credentials.access_key_id, body.credentials.access_key_secret),
             token=body.credentials.security_token,
         )
@@ -378,56 +379,56 @@ def test_sts_sdk_assume_role_with_oidc_is_anonymous(cloud, wire):
 # === alibabacloud-credentials: RamRoleArn ===
 
 
-def test_ram_role_arn_provider_reads_what_the_role_may(cloud):
+def test_ram_role_arn_provider_reads_what_the_role_may(emu):
     provider = RamRoleArnCredentialsProvider(
         access_key_id="testid",
         access_key_secret="testsecret",
         role_arn=PROVIDER_ROLE,
         role_session_name="ram-role-arn",
         duration_seconds=900,
-        sts_endpoint=sts_endpoint(cloud),
+        sts_endpoint=sts_endpoint(emu),
     )
-    kms = kms_with(cloud, provider)
+    kms = kms_with(emu, provider)
     assert read_secret(kms, "test") == TEST_SECRET
     assert_refused(kms, "team-b/db")
     assert_refused(kms, "node/bootstrap")
     credentials = provider.get_credentials()
     assert credentials.get_access_key_id().startswith("STS.")
     assert credentials.get_provider_name() == "ram_role_arn/static_ak"
-    assert cloud.sts_calls("AssumeRole") >= 1
+    assert emu.sts_calls("AssumeRole") >= 1
 
 
-def test_ram_role_arn_provider_refused_without_trust(cloud):
+def test_ram_role_arn_provider_refused_without_trust(emu):
     provider = RamRoleArnCredentialsProvider(
         access_key_id="limitedid",
         access_key_secret="limitedsecret",
         role_arn=PROVIDER_ROLE,
-        sts_endpoint=sts_endpoint(cloud),
+        sts_endpoint=sts_endpoint(emu),
     )
     with pytest.raises(CredentialException) as error:
         provider.get_credentials()
     assert "NoPermission" in str(error.value.message)
 
 
-def test_chained_cross_account_role_with_external_id(cloud, tmp_path):
+def test_chained_cross_account_role_with_external_id(emu, tmp_path):
     pod = OIDCRoleArnCredentialsProvider(
         role_arn=TEAM_A_ROLE,
         oidc_provider_arn=OIDC_PROVIDER,
         oidc_token_file_path=token_file(tmp_path, mint_token(service_account("team-a"))),
         role_session_name="team-a.pod-1",
-        sts_endpoint=sts_endpoint(cloud),
+        sts_endpoint=sts_endpoint(emu),
     )
     cross = RamRoleArnCredentialsProvider(
         credentials_provider=pod,
         role_arn=CROSS_ROLE,
         role_session_name="team-a.pod-1",
         external_id=CROSS_EXTERNAL_ID,
-        sts_endpoint=sts_endpoint(cloud),
+        sts_endpoint=sts_endpoint(emu),
     )
-    kms = kms_with(cloud, cross)
+    kms = kms_with(emu, cross)
     assert read_secret(kms, "test") == TEST_SECRET
     assert_refused(kms, "team-a/db")
-    issued = cloud.admin("GET", "credentials")
+    issued = emu.admin("GET", "credentials")
     last = issued[-1]
     assert (last["role_arn"], last["source"]) == (CROSS_ROLE, "AssumeRole")
     assert last["caller"] == "assumed-role/team-a-app/team-a.pod-1"
@@ -436,7 +437,7 @@ def test_chained_cross_account_role_with_external_id(cloud, tmp_path):
         credentials_provider=pod,
         role_arn=CROSS_ROLE,
         external_id="wrong-external-id",
-        sts_endpoint=sts_endpoint(cloud),
+        sts_endpoint=sts_endpoint(emu),
     )
     with pytest.raises(CredentialException) as error:
         wrong.get_credentials()
@@ -453,19 +454,19 @@ def test_chained_cross_account_role_with_external_id(cloud, tmp_path):
         ("team-b", TEAM_B_ROLE, "team-b/db", "team-a/db"),
     ],
 )
-def test_oidc_provider_pods_read_only_their_own_secrets(cloud, tmp_path, namespace, role, own, other):
+def test_oidc_provider_pods_read_only_their_own_secrets(emu, tmp_path, namespace, role, own, other):
     provider = OIDCRoleArnCredentialsProvider(
         role_arn=role,
         oidc_provider_arn=OIDC_PROVIDER,
         oidc_token_file_path=token_file(tmp_path, mint_token(service_account(namespace))),
         role_session_name=f"{namespace}.pod-1",
-        sts_endpoint=sts_endpoint(cloud),
+        sts_endpoint=sts_endpoint(emu),
     )
-    kms = kms_with(cloud, provider)
+    kms = kms_with(emu, provider)
     assert json.loads(read_secret(kms, own)) == {"password": f"{namespace}-password"}
     assert_refused(kms, other)
     assert_refused(kms, "node/bootstrap")
-    assert cloud.stats()["actions"]["AssumeRoleWithOIDC"]["outcomes"] == {"Success": 1}
+    assert emu.stats()["actions"]["AssumeRoleWithOIDC"]["outcomes"] == {"Success": 1}
 
 
 @pytest.mark.parametrize(
@@ -479,24 +480,24 @@ def test_oidc_provider_pods_read_only_their_own_secrets(cloud, tmp_path, namespa
     ],
     ids=["expired", "other-subject", "audience", "issuer", "malformed"],
 )
-def test_oidc_provider_refusals(cloud, tmp_path, token, code):
+def test_oidc_provider_refusals(emu, tmp_path, token, code):
     provider = OIDCRoleArnCredentialsProvider(
         role_arn=TEAM_A_ROLE,
         oidc_provider_arn=OIDC_PROVIDER,
         oidc_token_file_path=token_file(tmp_path, token),
-        sts_endpoint=sts_endpoint(cloud),
+        sts_endpoint=sts_endpoint(emu),
     )
     with pytest.raises(CredentialException) as error:
         provider.get_credentials()
     assert code in str(error.value.message)
 
 
-def test_oidc_provider_with_an_unknown_provider_arn(cloud, tmp_path):
+def test_oidc_provider_with_an_unknown_provider_arn(emu, tmp_path):
     provider = OIDCRoleArnCredentialsProvider(
         role_arn=TEAM_A_ROLE,
         oidc_provider_arn=f"acs:ram::{ACCOUNT}:oidc-provider/unknown",
         oidc_token_file_path=token_file(tmp_path, mint_token(service_account("team-a"))),
-        sts_endpoint=sts_endpoint(cloud),
+        sts_endpoint=sts_endpoint(emu),
     )
     with pytest.raises(CredentialException) as error:
         provider.get_credentials()
@@ -504,43 +505,43 @@ def test_oidc_provider_with_an_unknown_provider_arn(cloud, tmp_path):
     assert "Parameter OIDCProviderArn is not valid" in str(error.value.message)
 
 
-def test_emulator_minted_token_works_with_the_provider(cloud, tmp_path):
-    minted = cloud.admin("POST", "oidc/token", {"namespace": "team-b", "name": "app", "expires_in": "10m"})
+def test_emulator_minted_token_works_with_the_provider(emu, tmp_path):
+    minted = emu.admin("POST", "oidc/token", {"namespace": "team-b", "name": "app", "expires_in": "10m"})
     provider = OIDCRoleArnCredentialsProvider(
         role_arn=TEAM_B_ROLE,
         oidc_provider_arn=OIDC_PROVIDER,
         oidc_token_file_path=token_file(tmp_path, minted["token"]),
-        sts_endpoint=sts_endpoint(cloud),
+        sts_endpoint=sts_endpoint(emu),
     )
-    assert read_secret(kms_with(cloud, provider), "team-b/db") == '{"password":"team-b-password"}'
+    assert read_secret(kms_with(emu, provider), "team-b/db") == '{"password":"team-b-password"}'
 
 
 # === Expiry and refresh ===
 
 
-def test_short_lifetimes_are_refreshed_and_expired_credentials_refused(cloud):
-    cloud.admin("PUT", "credentials/lifetime", {"lifetime": "2s"})
+def test_short_lifetimes_are_refreshed_and_expired_credentials_refused(emu):
+    emu.admin("PUT", "credentials/lifetime", {"lifetime": "2s"})
     provider = RamRoleArnCredentialsProvider(
         access_key_id="testid",
         access_key_secret="testsecret",
         role_arn=PROVIDER_ROLE,
-        sts_endpoint=sts_endpoint(cloud),
+        sts_endpoint=sts_endpoint(emu),
     )
     first = provider.get_credentials()
-    assert expiration(cloud.admin("GET", "credentials")[-1]["expires_at"].replace("+00:00", "Z")) <= time.time() + 2
+    assert expiration(emu.admin("GET", "credentials")[-1]["expires_at"].replace("+00:00", "Z")) <= time.time() + 2
     # Python refreshes 15 minutes before Expiration: with a 2 s lifetime,
     # every use asks STS again and gets new credentials.
-    kms = kms_with(cloud, provider)
+    kms = kms_with(emu, provider)
     for _ in range(3):
         assert read_secret(kms, "test") == TEST_SECRET
-    assert cloud.sts_calls("AssumeRole") == 4
+    assert emu.sts_calls("AssumeRole") == 4
     assert provider.get_credentials().get_access_key_id() != first.get_access_key_id()
 
     # Held past their Expiration, the first credentials are refused.
     time.sleep(3)
     stale = KmsClient(
         sdk_config(
-            cloud,
+            emu,
             key=(first.get_access_key_id(), first.get_access_key_secret()),
             token=first.get_security_token(),
         )
@@ -548,8 +549,8 @@ def test_short_lifetimes_are_refreshed_and_expired_credentials_refused(cloud):
     assert_refused(stale, "test", code="InvalidSecurityToken.Expired")
 
 
-def test_expire_now_refuses_live_credentials(cloud):
-    sts = StsClient(sdk_config(cloud))
+def test_expire_now_refuses_live_credentials(emu):
+    sts = StsClient(sdk_config(emu))
     creds = sts.assume_role(
         sts_models.AssumeRoleRequest(role_arn=PROVIDER_ROLE, role_session_name="expire-now")
     ).body.credentials
@@ -558,71 +559,71 @@ def test_expire_now_refuses_live_credentials(cloud):
         access_key_secret=creds.access_key_secret,
         security_token=creds.security_token,
     )
-    kms = kms_with(cloud, provider)
+    kms = kms_with(emu, provider)
     assert read_secret(kms, "test") == TEST_SECRET
-    assert cloud.admin("POST", "credentials/expire", {"role_arn": PROVIDER_ROLE}) == {"expired": 1}
+    assert emu.admin("POST", "credentials/expire", {"role_arn": PROVIDER_ROLE}) == {"expired": 1}
     assert_refused(kms, "test", code="InvalidSecurityToken.Expired")
 
 
 # === alibabacloud-credentials: EcsRamRole (metadata server) ===
 
 
-def imds_stats(cloud) -> dict:
-    return cloud.admin("GET", "imds/stats")["paths"]
+def imds_stats(emu) -> dict:
+    return emu.admin("GET", "imds/stats")["paths"]
 
 
-def test_ecs_ram_role_provider_with_imdsv2_only(cloud):
-    cloud.admin("PUT", "imds", {"hardened": True})
-    provider = ecs_provider(cloud)
-    kms = kms_with(cloud, provider)
+def test_ecs_ram_role_provider_with_imdsv2_only(emu):
+    emu.admin("PUT", "imds", {"hardened": True})
+    provider = ecs_provider(emu)
+    kms = kms_with(emu, provider)
     assert read_secret(kms, "node/bootstrap") == "node-only-bootstrap-token"
     assert read_secret(kms, "test") == TEST_SECRET
     assert_refused(kms, "team-a/db")
     credentials = provider.get_credentials()
     assert credentials.get_provider_name() == "ecs_ram_role"
-    stats = imds_stats(cloud)
+    stats = imds_stats(emu)
     assert stats["token"]["outcomes"] == {"Success": stats["token"]["total"]}
     assert stats["role-name"]["without_token"] == 0
     assert stats["credentials"]["without_token"] == 0
     assert stats["credentials"]["outcomes"]["Success"] >= 1
-    issued = [c for c in cloud.admin("GET", "credentials") if c["source"] == "Imds"]
+    issued = [c for c in emu.admin("GET", "credentials") if c["source"] == "Imds"]
     assert issued and issued[-1]["role_arn"].endswith(f":role/{NODE_ROLE_NAME}")
 
 
-def test_ecs_ram_role_provider_falls_back_to_imdsv1(cloud):
-    cloud.admin("PUT", "imds", {"tokens_unavailable": True})
-    provider = ecs_provider(cloud, role_name=NODE_ROLE_NAME)
-    assert read_secret(kms_with(cloud, provider), "node/bootstrap") == "node-only-bootstrap-token"
-    stats = imds_stats(cloud)
+def test_ecs_ram_role_provider_falls_back_to_imdsv1(emu):
+    emu.admin("PUT", "imds", {"tokens_unavailable": True})
+    provider = ecs_provider(emu, role_name=NODE_ROLE_NAME)
+    assert read_secret(kms_with(emu, provider), "node/bootstrap") == "node-only-bootstrap-token"
+    stats = imds_stats(emu)
     assert stats["token"]["outcomes"].get("404", 0) >= 1
     assert stats["credentials"]["without_token"] >= 1
     assert stats["credentials"]["outcomes"]["Success"] >= 1
 
 
-def test_ecs_ram_role_provider_with_v1_disabled_fails_without_tokens(cloud):
-    cloud.admin("PUT", "imds", {"tokens_unavailable": True})
-    provider = ecs_provider(cloud, disable_imds_v1=True)
+def test_ecs_ram_role_provider_with_v1_disabled_fails_without_tokens(emu):
+    emu.admin("PUT", "imds", {"tokens_unavailable": True})
+    provider = ecs_provider(emu, disable_imds_v1=True)
     with pytest.raises(CredentialException):
         provider.get_credentials()
-    assert "credentials" not in imds_stats(cloud)
+    assert "credentials" not in imds_stats(emu)
 
 
-def test_metadata_and_kubernetes_listeners_answer_plain_http(cloud):
+def test_metadata_and_kubernetes_listeners_answer_plain_http(emu):
     request = urllib.request.Request(
-        f"http://{cloud.imds}/latest/api/token",
+        f"http://{emu.imds}/latest/api/token",
         method="PUT",
         headers={"X-aliyun-ecs-metadata-token-ttl-seconds": "60"},
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         token = response.read().decode()
     request = urllib.request.Request(
-        f"http://{cloud.imds}/latest/meta-data/region-id",
+        f"http://{emu.imds}/latest/meta-data/region-id",
         headers={"X-aliyun-ecs-metadata-token": token},
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.read().decode() == "cn-hangzhou"
 
-    url = f"http://{cloud.kubernetes}/api/v1/namespaces/team-a/serviceaccounts/app"
+    url = f"http://{emu.kubernetes}/api/v1/namespaces/team-a/serviceaccounts/app"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {KUBERNETES_TOKEN}"})
     with urllib.request.urlopen(request, timeout=5) as response:
         account = json.loads(response.read())
