@@ -139,7 +139,7 @@ impl CloudClient {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(256)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!(
                 "csi-secrets-store-provider-alibabacloud/",

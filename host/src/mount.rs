@@ -28,7 +28,6 @@ pub struct Provider {
     plugins: Arc<PluginRuntime>,
     cloud: Arc<CloudClient>,
     credentials: Arc<CredentialChain>,
-    fetch_slots: Arc<Semaphore>,
     default_region: Option<String>,
 }
 
@@ -103,7 +102,6 @@ impl Provider {
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let credentials = CredentialChain::new(lookup, config.identity.policy);
         Ok(Provider {
-            fetch_slots: Arc::new(Semaphore::new(config.limits.fetch_concurrency)),
             config: Arc::new(config),
             plugins: Arc::new(plugins),
             cloud: Arc::new(cloud),
@@ -238,7 +236,6 @@ impl Provider {
                 let (done, per_mount) = (&done, &per_mount);
                 async move {
                     let _mount_slot = per_mount.acquire().await.expect("never closed");
-                    let _slot = self.fetch_slots.acquire().await.expect("never closed");
                     let result = self.plugins.fetch(request, session, deadline, label).await;
                     done[i].store(true, Ordering::Relaxed);
                     result
