@@ -188,11 +188,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         default.is_file().then_some(default)
     });
     let config = Config::load(config_path.as_deref()).map_err(|e| UsageError(e.to_string()))?;
-    let grace = config.limits.shutdown_grace;
-    let provider = Provider::new(config, args.region.clone(), std::env::vars().collect())
-        .map_err(|e| UsageError(e.to_string()))?;
-    let provider = Arc::new(provider);
-
     if !args.provider_volume.is_dir() {
         return Err(UsageError(format!(
             "--provider-volume {} is not a directory; mount the driver's providers directory there",
@@ -200,6 +195,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    let grace = config.limits.shutdown_grace;
+    let provider = Provider::new(config, args.region.clone(), std::env::vars().collect())
+        .map_err(|e| UsageError(e.to_string()))?;
+    let provider = Arc::new(provider);
+
     let socket = args.provider_volume.join(SOCKET_FILE);
     let listener = server::bind_socket(&socket)
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
