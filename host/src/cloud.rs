@@ -3,7 +3,6 @@
 //! temporary failures with jittered exponential backoff inside the caller's
 //! deadline, and maps POP error bodies to typed errors.
 
-pub mod credentials;
 pub mod endpoint;
 
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use alibabacloud_signature::{EMPTY_SHA256, canonical_query, v3};
 use rand::Rng as _;
 
 use crate::config;
-use credentials::Credentials;
+use crate::identity::{self, Credentials};
 use endpoint::{Endpoint, EndpointResolver};
 
 /// One RPC-style API call.
@@ -444,8 +443,8 @@ pub fn now_iso8601() -> String {
 #[derive(Debug)]
 pub struct CloudSession {
     client: Arc<CloudClient>,
-    chain: Arc<credentials::CredentialChain>,
-    identity: credentials::OwnedMountIdentity,
+    chain: Arc<identity::CredentialChain>,
+    identity: identity::OwnedMountIdentity,
     region: Option<String>,
     deadline: Instant,
     credentials: tokio::sync::OnceCell<Result<Arc<Credentials>, String>>,
@@ -455,8 +454,8 @@ impl CloudSession {
     /// A session for one Mount.
     pub fn new(
         client: Arc<CloudClient>,
-        chain: Arc<credentials::CredentialChain>,
-        identity: credentials::OwnedMountIdentity,
+        chain: Arc<identity::CredentialChain>,
+        identity: identity::OwnedMountIdentity,
         region: Option<String>,
         deadline: Instant,
     ) -> CloudSession {

@@ -11,6 +11,7 @@ pub mod client;
 pub mod cloud;
 pub mod config;
 pub mod health;
+pub mod identity;
 pub mod jmes;
 pub mod logging;
 pub mod mount;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::cloud::credentials::{CredentialChain, OwnedMountIdentity};
 use crate::cloud::{CloudClient, CloudSession};
 use crate::config::Config;
+use crate::identity::{CredentialChain, OwnedMountIdentity};
 use crate::plugin::{FetchError, FetchedObject, ObjectRequest, PluginError, PluginRuntime};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
 use crate::spc::{self, MountSpec, ObjectSpec, RawMount};

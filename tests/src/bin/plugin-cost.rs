@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integration_tests::built_plugin;
-use provider::cloud::credentials::{CredentialChain, OwnedMountIdentity};
 use provider::cloud::{CloudClient, CloudSession};
 use provider::config::{Config, IdentityPolicy, PluginRoute};
+use provider::identity::{CredentialChain, OwnedMountIdentity};
 use provider::plugin::{ObjectRequest, PluginRuntime};
 
 #[tokio::main]

@@ -1,4 +1,4 @@
-//! Credentials for signed calls, and the chain that picks them for a Mount.
+//! The credential chain: which identity serves a Mount.
 //!
 //! Sources, in the upstream provider's order for the links implemented so far:
 //! the volume's nodePublishSecretRef (`access_key`/`access_secret`, optional
@@ -9,51 +9,11 @@
 //! AssumeRole and the ECS RAM role slot in as further links of [`CredentialChain`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
+use super::Credentials;
 use crate::config::IdentityPolicy;
 use crate::spc::Sensitive;
-
-/// An access key, optionally with an STS security token.
-#[derive(Clone)]
-pub struct Credentials {
-    /// The access key id (not secret; may be logged).
-    pub access_key_id: String,
-    /// The access key secret.
-    pub access_key_secret: Sensitive<String>,
-    /// The STS security token, for temporary credentials.
-    pub security_token: Option<Sensitive<String>>,
-    /// Which link of the chain produced them (for logs).
-    pub source: &'static str,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("source", &self.source)
-            .field("security_token", &self.security_token.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Credentials {
-    /// Replaces any occurrence of the secret or the token in `text`, as a
-    /// last line of defence for messages that echo a request.
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in [Some(&self.access_key_secret), self.security_token.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if secret.0.len() >= 4 {
-                out = out.replace(secret.0.as_str(), "<redacted>");
-            }
-        }
-        out
-    }
-}
 
 /// Why no credentials could be found; lists what each link lacked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
