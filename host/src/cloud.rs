@@ -188,10 +188,21 @@ impl CloudClient {
         region: &str,
         deadline: Instant,
     ) -> Result<ApiResponse, ApiError> {
+        self.call_as(call, Auth::Signed(credentials), region, deadline)
+            .await
+    }
+
+    /// Sends `call` signed or anonymously, retrying retryable errors while
+    /// `deadline` allows.
+    pub async fn call_as(
+        &self,
+        call: &ApiCall,
+        auth: Auth<'_>,
+        region: &str,
+        deadline: Instant,
+    ) -> Result<ApiResponse, ApiError> {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let result = self
-            .call_with_retries(call, credentials, region, deadline)
-            .await;
+        let result = self.call_with_retries(call, auth, region, deadline).await;
         if result.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -201,7 +212,7 @@ impl CloudClient {
     async fn call_with_retries(
         &self,
         call: &ApiCall,
-        credentials: &Credentials,
+        auth: Auth<'_>,
         region: &str,
         deadline: Instant,
     ) -> Result<ApiResponse, ApiError> {
@@ -222,9 +233,7 @@ impl CloudClient {
             let budget = self.settings.request_timeout.min(deadline - now);
             self.stats.attempts.fetch_add(1, Ordering::Relaxed);
             let result =
-                match tokio::time::timeout(budget, self.send_once(&endpoint, call, credentials))
-                    .await
-                {
+                match tokio::time::timeout(budget, self.send_once(&endpoint, call, auth)).await {
                     Ok(result) => result,
                     Err(_) => Err(ApiError::Timeout(format!(
                         "{what} to {} did not answer within {budget:?}",
@@ -269,21 +278,41 @@ impl CloudClient {
         &self,
         endpoint: &Endpoint,
         call: &ApiCall,
-        credentials: &Credentials,
+        auth: Auth<'_>,
     ) -> Result<ApiResponse, ApiError> {
-        let signed = sign_v3(
-            endpoint,
-            call,
-            credentials,
-            &now_iso8601(),
-            &uuid::Uuid::new_v4().simple().to_string(),
-        );
-        let mut request = self.http.post(&signed.url);
-        for (name, value) in &signed.headers {
-            if name != "host" {
-                request = request.header(name.as_str(), value.as_str());
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let request = match auth {
+            Auth::Signed(credentials) => {
+                let signed = sign_v3(endpoint, call, credentials, &now_iso8601(), &nonce);
+                let mut request = self.http.post(&signed.url);
+                for (name, value) in &signed.headers {
+                    if name != "host" {
+                        request = request.header(name.as_str(), value.as_str());
+                    }
+                }
+                request
             }
-        }
+            Auth::Anonymous { .. } => {
+                // The RPC layout without signature, as the credentials tools
+                // send AssumeRoleWithOIDC: common parameters in the query,
+                // API parameters (the token is long) in a form body.
+                let common = [
+                    ("Action", call.action.as_str()),
+                    ("Version", call.version.as_str()),
+                    ("Format", "JSON"),
+                    ("Timestamp", &now_iso8601()),
+                    ("SignatureNonce", &nonce),
+                ];
+                let url = format!("{}?{}", endpoint.base_url(), canonical_query(&common));
+                let body: String = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(call.parameters.iter())
+                    .finish();
+                self.http
+                    .post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+        };
         let response = request.send().await.map_err(|e| {
             ApiError::Transport(format!(
                 "{} {} to {}: {}",
@@ -326,7 +355,7 @@ impl CloudClient {
             .unwrap_or_else(|| "the service answered with an error and no error body".to_string());
         Err(ApiError::Service(ServiceError {
             http_status: status,
-            message: sanitize_message(&message, credentials),
+            message: sanitize_message(&message, auth),
             code,
             request_id,
         }))
@@ -357,9 +386,23 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
     Ok(body)
 }
 
+/// How a call authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    /// Signed (V3) with these credentials.
+    Signed(&'a Credentials),
+    /// Unsigned (STS `AssumeRoleWithOIDC`); API parameters go in a form
+    /// body. `redact` lists values (the OIDC token) that must never appear in
+    /// an error.
+    Anonymous {
+        /// Values to remove from error messages.
+        redact: &'a [&'a str],
+    },
+}
+
 /// Removes what must not reach an event: the service's echo of the string to
 /// sign (which holds the security token) and any copy of the secret or token.
-fn sanitize_message(message: &str, credentials: &Credentials) -> String {
+fn sanitize_message(message: &str, auth: Auth<'_>) -> String {
     let lower = message.to_ascii_lowercase();
     let cut = lower.find("string to sign").map_or(message, |i| {
         message[..i]
@@ -367,7 +410,15 @@ fn sanitize_message(message: &str, credentials: &Credentials) -> String {
             .trim_end_matches("server")
             .trim_end()
     });
-    let mut text = credentials.redact(cut);
+    let mut text = match auth {
+        Auth::Signed(credentials) => credentials.redact(cut),
+        Auth::Anonymous { redact } => redact
+            .iter()
+            .filter(|secret| secret.len() >= 4)
+            .fold(cut.to_string(), |text, secret| {
+                text.replace(secret, "<redacted>")
+            }),
+    };
     if text.len() > 512 {
         let mut end = 512;
         while !text.is_char_boundary(end) {

@@ -7,7 +7,10 @@ use std::fmt;
 
 use crate::spc::Sensitive;
 
+pub mod cache;
 mod chain;
+pub mod sts;
+pub mod tokens;
 
 pub use chain::{
     CredentialChain, CredentialError, MountIdentity, NODE_PUBLISH_ACCESS_KEY,

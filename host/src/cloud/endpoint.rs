@@ -174,6 +174,7 @@ pub fn is_valid_product(product: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct EndpointResolver {
     vpc: bool,
+    sts: Endpoint,
     overrides: BTreeMap<String, Endpoint>,
     allowed: Vec<Pattern>,
 }
@@ -199,7 +200,23 @@ impl EndpointResolver {
                 parse_endpoint_url(url).map_err(|e| format!("cloud.endpoints.{product}: {e}"))?;
             overrides.insert(product.to_ascii_lowercase(), endpoint);
         }
+        let mut sts_region = None;
+        let mut sts_vpc = false;
         for (name, value) in env {
+            match name.as_str() {
+                "ALIBABA_CLOUD_STS_REGION" if !value.is_empty() => {
+                    if !crate::config::is_valid_region(&value) {
+                        return Err(format!(
+                            "ALIBABA_CLOUD_STS_REGION: {value:?} is not a region id"
+                        ));
+                    }
+                    sts_region = Some(value.clone());
+                }
+                "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED" => {
+                    sts_vpc = value.eq_ignore_ascii_case("true")
+                }
+                _ => {}
+            }
             let Some(product) = name
                 .strip_prefix("ALIBABACLOUD_")
                 .and_then(|rest| rest.strip_suffix("_ENDPOINT"))
@@ -218,8 +235,20 @@ impl EndpointResolver {
             .map(|p| parse_pattern(p))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("cloud.allowed_endpoints: {e}"))?;
+        // STS as the official credentials tools choose it: regional (and VPC)
+        // only when ALIBABA_CLOUD_STS_REGION says which region, else global.
+        let sts_host = match sts_region {
+            Some(region) if sts_vpc => format!("sts-vpc.{region}.aliyuncs.com"),
+            Some(region) => format!("sts.{region}.aliyuncs.com"),
+            None => "sts.aliyuncs.com".to_string(),
+        };
         Ok(EndpointResolver {
             vpc: cloud.network == crate::config::Network::Vpc,
+            sts: Endpoint {
+                scheme: Scheme::Https,
+                host: sts_host,
+                port: None,
+            },
             overrides,
             allowed,
         })
@@ -247,6 +276,9 @@ impl EndpointResolver {
     fn default_for(&self, product: &str, region: &str) -> Endpoint {
         if let Some(endpoint) = self.overrides.get(product) {
             return endpoint.clone();
+        }
+        if product == "sts" {
+            return self.sts.clone();
         }
         let network = if self.vpc { "-vpc" } else { "" };
         Endpoint {
@@ -402,6 +434,39 @@ mod tests {
             .resolve("kms", "cn-hangzhou", Some("attacker.example.com"))
             .unwrap_err();
         assert!(e.contains("cloud.allowed_endpoints"), "{e}");
+    }
+
+    #[test]
+    fn sts_endpoints_follow_the_credentials_tools() {
+        let sts = |env: &[(&str, &str)]| {
+            resolver(Cloud::default(), env)
+                .resolve("sts", "cn-hangzhou", None)
+                .unwrap()
+                .authority()
+        };
+        assert_eq!(sts(&[]), "sts.aliyuncs.com");
+        assert_eq!(
+            sts(&[("ALIBABA_CLOUD_STS_REGION", "cn-shanghai")]),
+            "sts.cn-shanghai.aliyuncs.com"
+        );
+        assert_eq!(
+            sts(&[
+                ("ALIBABA_CLOUD_STS_REGION", "cn-shanghai"),
+                ("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED", "true")
+            ]),
+            "sts-vpc.cn-shanghai.aliyuncs.com"
+        );
+        assert_eq!(
+            sts(&[("ALIBABACLOUD_STS_ENDPOINT", "http://127.0.0.1:9")]),
+            "127.0.0.1:9"
+        );
+        assert!(
+            EndpointResolver::new(
+                &Cloud::default(),
+                [("ALIBABA_CLOUD_STS_REGION".to_string(), "x y".to_string())]
+            )
+            .is_err()
+        );
     }
 
     #[test]
