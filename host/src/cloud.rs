@@ -692,17 +692,26 @@ mod tests {
         let c = creds(Some("CAIS-secret-token"));
         let m = sanitize_message(
             "Specified signature is not matched with our calculation. server string to sign is:POST&%2F&AccessKeyId%3DSTS.fakeid%26SecurityToken%3DCAIS-secret-token",
-            &c,
+            Auth::Signed(&c),
         );
         assert_eq!(
             m,
             "Specified signature is not matched with our calculation."
         );
         assert_eq!(
-            sanitize_message("echo CAIS-secret-token", &c),
+            sanitize_message("echo CAIS-secret-token", Auth::Signed(&c)),
             "echo <redacted>"
         );
-        assert!(sanitize_message(&"x".repeat(2000), &c).len() < 600);
+        assert!(sanitize_message(&"x".repeat(2000), Auth::Signed(&c)).len() < 600);
+        assert_eq!(
+            sanitize_message(
+                "bad token eyJhbGciOi.x.y",
+                Auth::Anonymous {
+                    redact: &["eyJhbGciOi.x.y"]
+                }
+            ),
+            "bad token <redacted>"
+        );
     }
 
     #[test]
