@@ -9,6 +9,8 @@ use crate::spc::Sensitive;
 
 pub mod cache;
 mod chain;
+pub mod imds;
+pub mod kube;
 pub mod sts;
 pub mod tokens;
 
