@@ -319,7 +319,7 @@ impl CloudClient {
                 call.product.to_ascii_uppercase(),
                 call.action,
                 endpoint.authority(),
-                error_chain(&e)
+                crate::http::transport_cause(&e)
             ))
         })?;
         let status = response.status().as_u16();
@@ -329,8 +329,15 @@ impl CloudClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let body = read_capped(response, self.settings.max_response_bytes)
+        let body = crate::http::read_capped(response, self.settings.max_response_bytes)
             .await
+            .map_err(|e| {
+                if e.contains("larger than") {
+                    format!("{e} (config key cloud.max_response_bytes)")
+                } else {
+                    e
+                }
+            })
             .map_err(|e| {
                 ApiError::Transport(format!(
                     "{} {}: reading the response from {}: {e}",
@@ -360,30 +367,6 @@ impl CloudClient {
             request_id,
         }))
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
-
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
-        if body.len() + chunk.len() > cap {
-            return Err(format!(
-                "the response is larger than {cap} bytes (config key cloud.max_response_bytes)"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// How a call authenticates.
@@ -488,61 +471,54 @@ pub fn now_iso8601() -> String {
     .unwrap_or_default()
 }
 
-/// One Mount's access to the cloud: the shared client, the Mount's region and
-/// deadline, and its credentials, resolved on first use and then shared by
-/// every object of the Mount.
+/// One object's access to the cloud: the shared client, the Mount's region,
+/// deadline and identity, and the object's cross-account role, if any.
 #[derive(Debug)]
 pub struct CloudSession {
     client: Arc<CloudClient>,
-    chain: Arc<identity::CredentialChain>,
-    identity: identity::OwnedMountIdentity,
-    region: Option<String>,
+    auth: Arc<identity::MountAuth>,
+    cross_account: Option<String>,
+    region: Result<String, String>,
     deadline: Instant,
-    credentials: tokio::sync::OnceCell<Result<Arc<Credentials>, String>>,
 }
 
 impl CloudSession {
-    /// A session for one Mount.
+    /// A session for one object of a Mount; `region` is the Mount's region,
+    /// or why there is none.
     pub fn new(
         client: Arc<CloudClient>,
-        chain: Arc<identity::CredentialChain>,
-        identity: identity::OwnedMountIdentity,
-        region: Option<String>,
+        auth: Arc<identity::MountAuth>,
+        cross_account: Option<String>,
+        region: Result<String, String>,
         deadline: Instant,
     ) -> CloudSession {
         CloudSession {
             client,
-            chain,
-            identity,
+            auth,
+            cross_account,
             region,
             deadline,
-            credentials: tokio::sync::OnceCell::new(),
         }
     }
 
-    /// The Mount's region, if any.
-    pub fn region(&self) -> Option<&str> {
-        self.region.as_deref()
-    }
-
-    /// Makes one call with the Mount's credentials.
+    /// Makes one call with the Mount's (or the cross-account) credentials.
     pub async fn call(&self, call: &ApiCall) -> Result<ApiResponse, ApiError> {
-        let Some(region) = self.region.as_deref() else {
-            return Err(ApiError::Denied(
-                "no region: set parameters.region in the SecretProviderClass, or start the provider with --region (or cloud.region in its config)".into(),
-            ));
-        };
+        let region = self.region.as_deref().map_err(|why| {
+            ApiError::Denied(format!(
+                "no region: set parameters.region in the SecretProviderClass, or start the provider with --region (or cloud.region in its config); {why}"
+            ))
+        })?;
         let credentials = self
-            .credentials
-            .get_or_init(|| async {
-                self.chain
-                    .resolve(self.identity.borrowed())
-                    .await
-                    .map_err(|e| e.to_string())
-            })
+            .auth
+            .credentials(self.cross_account.as_deref())
             .await
-            .clone()
-            .map_err(ApiError::Credentials)?;
+            .map_err(|e| {
+                if e.is_retryable() {
+                    ApiError::Transport(e.to_string())
+                } else {
+                    ApiError::Credentials(e.to_string())
+                }
+            })?;
         self.client
             .call(call, &credentials, region, self.deadline)
             .await

@@ -35,12 +35,58 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginRoute>,
 }
 
-/// Identity policy (`[identity]`).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+/// Identity settings (`[identity]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Identity {
     /// Which credential sources may serve a Mount that did not ask for pod identity.
     pub policy: IdentityPolicy,
+    /// The cluster's OIDC provider ARN, when no environment variable names it.
+    pub oidc_provider_arn: String,
+    /// `DurationSeconds` of STS credentials (pod identity, provider RRSA,
+    /// cross-account), 900 s to 12 h.
+    #[serde(deserialize_with = "duration")]
+    pub session_duration: Duration,
+    /// `ExternalId` sent when assuming a `crossAccountRoleArn`; empty: none.
+    pub cross_account_external_id: String,
+    /// Credentials are refreshed this long before they expire.
+    #[serde(deserialize_with = "duration")]
+    pub refresh_margin: Duration,
+    /// Identities whose credentials are kept.
+    pub cache_max_entries: usize,
+    /// Credentials unused this long are dropped.
+    #[serde(deserialize_with = "duration")]
+    pub cache_idle_ttl: Duration,
+    /// How long a ServiceAccount's role annotation is reused.
+    #[serde(deserialize_with = "duration")]
+    pub service_account_cache_ttl: Duration,
+    /// The ECS metadata server.
+    pub metadata_url: String,
+    /// The Kubernetes API server; empty: in-cluster (`KUBERNETES_SERVICE_HOST`).
+    pub kubernetes_url: String,
+    /// Bearer token file for the Kubernetes API.
+    pub kubernetes_token_file: String,
+    /// CA bundle of the Kubernetes API; empty with `kubernetes_url` set: system roots.
+    pub kubernetes_ca_file: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            policy: IdentityPolicy::Upstream,
+            oidc_provider_arn: String::new(),
+            session_duration: Duration::from_secs(3600),
+            cross_account_external_id: String::new(),
+            refresh_margin: Duration::from_secs(180),
+            cache_max_entries: 4096,
+            cache_idle_ttl: Duration::from_secs(3600),
+            service_account_cache_ttl: Duration::from_secs(60),
+            metadata_url: "http://100.100.100.200".into(),
+            kubernetes_url: String::new(),
+            kubernetes_token_file: "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
+            kubernetes_ca_file: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt".into(),
+        }
+    }
 }
 
 /// Which credential sources may serve a Mount that did not ask for pod identity.
@@ -358,6 +404,36 @@ impl Config {
             if let Err(message) = crate::cloud::endpoint::parse_endpoint_url(url) {
                 return invalid(&format!("cloud.endpoints.{product}"), message);
             }
+        }
+        let id = &self.identity;
+        if !(900..=43200).contains(&id.session_duration.as_secs()) {
+            return invalid(
+                "identity.session_duration",
+                "must be from 15m to 12h (STS DurationSeconds 900..43200)".into(),
+            );
+        }
+        if id.refresh_margin >= id.session_duration {
+            return invalid(
+                "identity.refresh_margin",
+                "must be shorter than identity.session_duration".into(),
+            );
+        }
+        if id.cache_max_entries == 0 {
+            return invalid("identity.cache_max_entries", "must be at least 1".into());
+        }
+        if !id.oidc_provider_arn.is_empty() && !id.oidc_provider_arn.starts_with("acs:ram::") {
+            return invalid(
+                "identity.oidc_provider_arn",
+                "must look like acs:ram::<account-id>:oidc-provider/<name>".into(),
+            );
+        }
+        if let Err(message) = crate::cloud::endpoint::parse_endpoint_url(&id.metadata_url) {
+            return invalid("identity.metadata_url", message);
+        }
+        if !id.kubernetes_url.is_empty()
+            && let Err(message) = crate::cloud::endpoint::parse_endpoint_url(&id.kubernetes_url)
+        {
+            return invalid("identity.kubernetes_url", message);
         }
         check_plugin_limits("plugin_defaults", &self.plugin_defaults)?;
         if self.plugins.is_empty() {

@@ -15,9 +15,58 @@ pub mod sts;
 pub mod tokens;
 
 pub use chain::{
-    CredentialChain, CredentialError, MountIdentity, NODE_PUBLISH_ACCESS_KEY,
-    NODE_PUBLISH_ACCESS_SECRET, NODE_PUBLISH_SECURITY_TOKEN, OwnedMountIdentity,
+    CredentialChain, CredentialError, DEFAULT_PROVIDER_TOKEN_FILE, DEFAULT_SESSION_NAME,
+    IdentitySettings, MountIdentity, NODE_PUBLISH_ACCESS_KEY, NODE_PUBLISH_ACCESS_SECRET,
+    NODE_PUBLISH_SECURITY_TOKEN, OwnedMountIdentity, ProviderRrsa, RamRole, Resolved,
+    check_role_arn,
 };
+
+/// One Mount's identity: resolved on first use, then shared by every object
+/// of the Mount (an object's `crossAccountRoleArn` builds on it).
+#[derive(Debug)]
+pub struct MountAuth {
+    chain: std::sync::Arc<CredentialChain>,
+    identity: OwnedMountIdentity,
+    deadline: std::time::Instant,
+    base: tokio::sync::OnceCell<Result<Resolved, CredentialError>>,
+}
+
+impl MountAuth {
+    /// The identity of one Mount.
+    pub fn new(
+        chain: std::sync::Arc<CredentialChain>,
+        identity: OwnedMountIdentity,
+        deadline: std::time::Instant,
+    ) -> MountAuth {
+        MountAuth {
+            chain,
+            identity,
+            deadline,
+            base: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The credentials for a call: the Mount's own, or those of
+    /// `cross_account` assumed from them.
+    pub async fn credentials(
+        &self,
+        cross_account: Option<&str>,
+    ) -> Result<std::sync::Arc<Credentials>, CredentialError> {
+        let base = self
+            .base
+            .get_or_init(|| self.chain.resolve(self.identity.borrowed(), self.deadline))
+            .await
+            .clone()?;
+        match cross_account {
+            None => Ok(base.credentials),
+            Some(role) => {
+                self.chain
+                    .cross_account(&base, role, &self.identity.pod, self.deadline)
+                    .await
+            }
+        }
+    }
+}
 
 /// An access key, optionally with an STS security token.
 #[derive(Clone)]

@@ -11,6 +11,7 @@ pub mod client;
 pub mod cloud;
 pub mod config;
 pub mod health;
+mod http;
 pub mod identity;
 pub mod jmes;
 pub mod logging;

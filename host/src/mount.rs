@@ -10,7 +10,11 @@ use tokio::sync::Semaphore;
 
 use crate::cloud::{CloudClient, CloudSession};
 use crate::config::Config;
-use crate::identity::{CredentialChain, OwnedMountIdentity};
+use crate::identity::cache::CacheSettings;
+use crate::identity::imds::{ImdsClient, ImdsSettings};
+use crate::identity::kube::{KubeClient, KubeConfig, LookupSettings, RoleArnLookup};
+use crate::identity::sts::StsClient;
+use crate::identity::{CredentialChain, IdentitySettings, MountAuth, OwnedMountIdentity};
 use crate::plugin::{FetchError, FetchedObject, ObjectRequest, PluginError, PluginRuntime};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
 use crate::spc::{self, MountSpec, ObjectSpec, RawMount};
@@ -28,7 +32,42 @@ pub struct Provider {
     plugins: Arc<PluginRuntime>,
     cloud: Arc<CloudClient>,
     credentials: Arc<CredentialChain>,
-    default_region: Option<String>,
+    region: RegionSource,
+}
+
+/// The region of Mounts whose SecretProviderClass names none: --region, else
+/// `cloud.region`, else the node's region from the ECS metadata server
+/// (looked up once; a failure is remembered for a while, not retried per Mount).
+#[derive(Debug)]
+struct RegionSource {
+    configured: Option<String>,
+    imds: Arc<ImdsClient>,
+    discovered: tokio::sync::Mutex<Option<(Instant, Result<String, String>)>>,
+}
+
+/// How long a failed region lookup is remembered.
+const REGION_RETRY: Duration = Duration::from_secs(30);
+
+impl RegionSource {
+    async fn region(&self) -> Result<String, String> {
+        if let Some(region) = &self.configured {
+            return Ok(region.clone());
+        }
+        let mut discovered = self.discovered.lock().await;
+        if let Some((at, result)) = &*discovered
+            && (result.is_ok() || at.elapsed() < REGION_RETRY)
+        {
+            return result.clone();
+        }
+        let result = self.imds.region().await.map_err(|e| {
+            format!("the node's region from the ECS metadata server is unavailable: {e}")
+        });
+        if let Ok(region) = &result {
+            tracing::info!(%region, "region from the ECS metadata server");
+        }
+        *discovered = Some((Instant::now(), result.clone()));
+        result
+    }
 }
 
 /// Start-up failure of the provider.
@@ -43,6 +82,9 @@ pub enum StartError {
     /// The --region flag is not a region id.
     #[error("--region {0:?} is not an Alibaba Cloud region id (e.g. cn-hangzhou)")]
     Region(String),
+    /// The identity settings (environment or `[identity]`) are invalid.
+    #[error("invalid identity settings: {0}")]
+    Identity(String),
 }
 
 /// What failed, classified for the gRPC status.
@@ -97,17 +139,93 @@ impl Provider {
             None => Some(config.cloud.region.clone()).filter(|r| !r.is_empty()),
         };
         let plugins = PluginRuntime::load(&config)?;
-        let cloud =
-            CloudClient::new(&config.cloud, env.iter().cloned()).map_err(StartError::Cloud)?;
+        let cloud = Arc::new(
+            CloudClient::new(&config.cloud, env.iter().cloned()).map_err(StartError::Cloud)?,
+        );
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let credentials = CredentialChain::new(lookup, config.identity.policy);
+        let id = &config.identity;
+        let settings = IdentitySettings::new(lookup, id).map_err(StartError::Identity)?;
+        let imds = Arc::new(
+            ImdsClient::new(ImdsSettings {
+                base_url: id.metadata_url.clone(),
+                ..ImdsSettings::from_env(lookup)
+            })
+            .map_err(|e| StartError::Identity(e.to_string()))?,
+        );
+        let non_empty = |s: &str| (!s.is_empty()).then(|| std::path::PathBuf::from(s));
+        let token_file = std::path::Path::new(&id.kubernetes_token_file);
+        let kube_config = if id.kubernetes_url.is_empty() {
+            // Without a mounted API token (chart: rbac.readServiceAccounts =
+            // false) pod identity needs the SecretProviderClass's podRoleArn.
+            if token_file.is_file() {
+                KubeConfig::in_cluster(
+                    lookup,
+                    token_file,
+                    std::path::Path::new(&id.kubernetes_ca_file),
+                )
+                .map_err(|e| StartError::Identity(e.to_string()))?
+            } else {
+                tracing::info!(
+                    token_file = %token_file.display(),
+                    "no Kubernetes API token: ServiceAccount role annotations are not read; pod identity needs podRoleArn"
+                );
+                None
+            }
+        } else {
+            Some(KubeConfig::new(
+                id.kubernetes_url.clone(),
+                id.kubernetes_token_file.clone(),
+                non_empty(&id.kubernetes_ca_file),
+            ))
+        };
+        let kube = kube_config
+            .map(KubeClient::new)
+            .transpose()
+            .map_err(|e| StartError::Identity(e.to_string()))?;
+        let roles = RoleArnLookup::new(
+            kube,
+            LookupSettings {
+                ttl: id.service_account_cache_ttl,
+                ..LookupSettings::default()
+            },
+        );
+        let credentials = CredentialChain::new(
+            settings,
+            StsClient::new(cloud.clone()),
+            CacheSettings {
+                refresh_margin: id.refresh_margin,
+                max_entries: id.cache_max_entries,
+                idle_ttl: id.cache_idle_ttl,
+            },
+            roles,
+            imds.clone(),
+        );
         Ok(Provider {
             config: Arc::new(config),
             plugins: Arc::new(plugins),
-            cloud: Arc::new(cloud),
+            cloud,
             credentials: Arc::new(credentials),
-            default_region,
+            region: RegionSource {
+                configured: default_region,
+                imds,
+                discovered: tokio::sync::Mutex::new(None),
+            },
         })
+    }
+
+    /// The credential chain (for its cache counters).
+    pub fn credentials(&self) -> &CredentialChain {
+        &self.credentials
+    }
+
+    /// The shared credential chain.
+    pub fn credential_chain(&self) -> Arc<CredentialChain> {
+        self.credentials.clone()
+    }
+
+    /// The shared cloud client.
+    pub fn cloud_client(&self) -> Arc<CloudClient> {
+        self.cloud.clone()
     }
 
     /// The configuration in use.
@@ -161,26 +279,24 @@ impl Provider {
         .map_err(|e| MountError::new(FailureKind::InvalidArgument, e.0))?;
         self.check_routes(&spec)?;
 
-        let region = spec.region.clone().or_else(|| self.default_region.clone());
-        let session = Arc::new(CloudSession::new(
-            self.cloud.clone(),
+        let region = match &spec.region {
+            Some(region) => Ok(region.clone()),
+            None => self.region.region().await,
+        };
+        let auth = Arc::new(MountAuth::new(
             self.credentials.clone(),
             OwnedMountIdentity {
+                pod: spec.pod.clone(),
                 node_publish_secrets: spec.node_publish_secrets.clone(),
                 use_pod_service_account_token: spec.use_pod_service_account_token,
+                service_account_tokens: spec.service_account_tokens.clone(),
+                pod_role_arn: spec.pod_role_arn.clone(),
             },
-            region.clone(),
             deadline,
         ));
         let mount_label: Arc<str> = Arc::from(spec.pod.to_string());
         let fetched = self
-            .fetch_all(
-                &spec,
-                region.as_deref().unwrap_or_default(),
-                session,
-                deadline,
-                mount_label,
-            )
+            .fetch_all(&spec, region, auth, deadline, mount_label)
             .await?;
         self.build_response(&spec, fetched)
     }
@@ -198,13 +314,12 @@ impl Provider {
                     ),
                 ));
             }
-            if object.cross_account_role_arn.is_some() {
+            if let Some(role) = &object.cross_account_role_arn
+                && let Err(e) = crate::identity::check_role_arn(role)
+            {
                 return Err(MountError::new(
                     FailureKind::InvalidArgument,
-                    format!(
-                        "{}: crossAccountRoleArn needs cross-account credentials, which this version of the provider cannot obtain yet; the object was not fetched with another identity",
-                        object.label()
-                    ),
+                    format!("{}: crossAccountRoleArn: {e}", object.label()),
                 ));
             }
         }
@@ -214,8 +329,8 @@ impl Provider {
     async fn fetch_all(
         &self,
         spec: &MountSpec,
-        region: &str,
-        session: Arc<CloudSession>,
+        region: Result<String, String>,
+        auth: Arc<MountAuth>,
         deadline: Instant,
         mount_label: Arc<str>,
     ) -> Result<Vec<FetchedObject>, MountError> {
@@ -230,8 +345,14 @@ impl Provider {
             .iter()
             .enumerate()
             .map(|(i, object)| {
-                let request = self.object_request(object, region);
-                let session = session.clone();
+                let request = self.object_request(object, region.as_deref().unwrap_or_default());
+                let session = Arc::new(CloudSession::new(
+                    self.cloud.clone(),
+                    auth.clone(),
+                    object.cross_account_role_arn.clone(),
+                    region.clone(),
+                    deadline,
+                ));
                 let label = mount_label.clone();
                 let (done, per_mount) = (&done, &per_mount);
                 async move {

@@ -22,6 +22,9 @@ pub const ATTR_OBJECTS: &str = "objects";
 pub const ATTR_REGION: &str = "region";
 /// `parameters.pathTranslation`.
 pub const ATTR_PATH_TRANSLATION: &str = "pathTranslation";
+/// `parameters.podRoleArn`: the RAM role for pod identity, instead of the
+/// ServiceAccount's `ack.alibabacloud.com/role-arn` annotation.
+pub const ATTR_POD_ROLE_ARN: &str = "podRoleArn";
 /// `parameters.usePodServiceAccountToken`.
 pub const ATTR_USE_POD_SA_TOKEN: &str = "usePodServiceAccountToken";
 /// Pod name, set by kubelet (podInfoOnMount).
@@ -103,6 +106,8 @@ pub struct MountSpec {
     pub region: Option<String>,
     /// `usePodServiceAccountToken: "true"`.
     pub use_pod_service_account_token: bool,
+    /// `podRoleArn`, if set.
+    pub pod_role_arn: Option<String>,
     /// File mode for objects without `filePermission` (from `permission`).
     pub default_mode: u32,
     /// The objects, in SecretProviderClass order.
@@ -222,6 +227,10 @@ pub fn parse(raw: RawMount<'_>) -> Result<MountSpec, SpcError> {
             ));
         }
     };
+    let pod_role_arn = attributes
+        .get(ATTR_POD_ROLE_ARN)
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
     let translation = parse_path_translation(attributes.get(ATTR_PATH_TRANSLATION))?;
 
     let objects_yaml = attributes
@@ -247,6 +256,7 @@ pub fn parse(raw: RawMount<'_>) -> Result<MountSpec, SpcError> {
         pod,
         region,
         use_pod_service_account_token,
+        pod_role_arn,
         default_mode,
         objects,
         node_publish_secrets: secrets

@@ -48,19 +48,101 @@ pub fn default_seed() -> Seed {
         )
 }
 
+/// The cluster's OIDC provider in [`identity_seed`].
+pub const OIDC_PROVIDER: &str = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0ffee";
+/// Its issuer (the `iss` of pod tokens).
+pub const OIDC_ISSUER: &str = "https://oidc-ack-cn-hangzhou.example/c0ffee";
+/// team-a's pod role: reads `team-a/*`.
+pub const TEAM_A_ROLE: &str = "acs:ram::1234567890123456:role/team-a-app";
+/// team-b's pod role: reads `team-b/*`.
+pub const TEAM_B_ROLE: &str = "acs:ram::1234567890123456:role/team-b-app";
+/// The worker nodes' ECS RAM role: reads `node/*` and `test`.
+pub const NODE_ROLE: &str = "acs:ram::1234567890123456:role/ack-worker-node";
+/// The provider's own role (provider RRSA, or AssumeRole with the test key).
+pub const PROVIDER_ROLE: &str = "acs:ram::1234567890123456:role/csi-secrets-store-provider";
+/// A role in another account, assumable from team-a's role with [`EXTERNAL_ID`].
+pub const SHARED_ROLE: &str = "acs:ram::6543210987654321:role/shared-secrets-reader";
+/// The ExternalId [`SHARED_ROLE`] requires.
+pub const EXTERNAL_ID: &str = "c0ffee-external-id";
+
+/// [`default_seed`] plus an RRSA cluster: an OIDC provider, pod roles for
+/// team-a and team-b, the node role on the metadata server, the provider's
+/// role, a cross-account role, and annotated service accounts.
+pub fn identity_seed() -> Seed {
+    use alibabacloud_emulator::{ImdsSeed, OidcProvider, Role, ServiceAccount};
+    default_seed()
+        .with_kms_secret(KmsSecret::text("team-a/db", "team-a-password"))
+        .with_kms_secret(KmsSecret::text("team-b/db", "team-b-password"))
+        .with_kms_secret(KmsSecret::text("node/bootstrap", "node-only"))
+        .with_kms_secret(KmsSecret::text("shared/config", "shared-value"))
+        .with_oidc_provider(OidcProvider::new(OIDC_PROVIDER, OIDC_ISSUER))
+        .with_role(
+            Role::new(TEAM_A_ROLE)
+                .allowing(["kms:secret/team-a/*"])
+                .trusting_oidc(OIDC_PROVIDER, ["system:serviceaccount:team-a:app"]),
+        )
+        .with_role(
+            Role::new(TEAM_B_ROLE)
+                .allowing(["kms:secret/team-b/*"])
+                .trusting_oidc(OIDC_PROVIDER, ["system:serviceaccount:team-b:app"]),
+        )
+        .with_role(Role::new(NODE_ROLE).allowing(["kms:secret/node/*", "kms:secret/test"]))
+        .with_role(
+            Role::new(PROVIDER_ROLE)
+                .allowing(["kms:secret/test"])
+                .trusting_access_keys([ACCESS_KEY_ID])
+                .trusting_oidc(
+                    OIDC_PROVIDER,
+                    ["system:serviceaccount:kube-system:csi-secrets-store-provider-alibabacloud"],
+                ),
+        )
+        .with_role(
+            Role::new(SHARED_ROLE)
+                .allowing(["kms:secret/shared/*"])
+                .trusting_roles([TEAM_A_ROLE])
+                .with_external_id(EXTERNAL_ID),
+        )
+        .with_imds(ImdsSeed::with_role(NODE_ROLE))
+        .with_service_account(ServiceAccount::new("team-a", "app").with_role_arn(TEAM_A_ROLE))
+        .with_service_account(ServiceAccount::new("team-b", "app").with_role_arn(TEAM_B_ROLE))
+        .with_service_account(ServiceAccount::new("team-c", "app"))
+}
+
+/// A kubelet-like token of service account `namespace/name` for STS.
+pub fn pod_token(namespace: &str, name: &str) -> String {
+    let claims = alibabacloud_emulator::jwt::Claims::service_account(OIDC_ISSUER, namespace, name);
+    alibabacloud_emulator::jwt::mint(&claims, None)
+}
+
+/// The `csi.storage.k8s.io/serviceAccount.tokens` JSON kubelet sends.
+pub fn tokens_json(audience: &str, token: &str) -> String {
+    serde_json::json!({ audience: { "token": token, "expirationTimestamp": "2030-01-01T00:00:00Z" } })
+        .to_string()
+}
+
 /// The emulator and how to point the provider at it.
 pub struct FakeCloud {
     /// The running emulator.
     pub emulator: Emulator,
+    /// Holds the Kubernetes API token file.
+    dir: tempfile::TempDir,
 }
+
+/// The bearer token the provider presents to the emulator's Kubernetes API.
+pub const KUBERNETES_TOKEN: &str = "provider-kubernetes-token";
 
 impl FakeCloud {
     /// Starts the emulator on 127.0.0.1 with `seed`.
     pub async fn start(seed: Seed) -> FakeCloud {
-        let emulator = Emulator::start(seed, "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("starting the emulator");
-        FakeCloud { emulator }
+        let emulator = Emulator::start(
+            seed.with_kubernetes_token(KUBERNETES_TOKEN),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .expect("starting the emulator");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kubernetes-token"), KUBERNETES_TOKEN).unwrap();
+        FakeCloud { emulator, dir }
     }
 
     /// Environment for the provider: endpoints at the emulator, the access key.
@@ -68,16 +150,39 @@ impl FakeCloud {
         let url = self.emulator.url();
         vec![
             ("ALIBABACLOUD_KMS_ENDPOINT".into(), url.clone()),
-            ("ALIBABACLOUD_OOS_ENDPOINT".into(), url),
+            ("ALIBABACLOUD_OOS_ENDPOINT".into(), url.clone()),
+            ("ALIBABACLOUD_STS_ENDPOINT".into(), url),
             ("ACCESS_KEY_ID".into(), ACCESS_KEY_ID.into()),
             ("SECRET_ACCESS_KEY".into(), ACCESS_KEY_SECRET.into()),
         ]
     }
 
-    /// A config with the built-in defaults and a default region.
+    /// [`FakeCloud::env`] without access keys, plus the cluster's OIDC
+    /// provider: the provider's own identity is the node's ECS role.
+    pub fn rrsa_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .env()
+            .into_iter()
+            .filter(|(k, _)| k.ends_with("_ENDPOINT"))
+            .collect();
+        env.push(("ALICLOUD_OIDC_PROVIDER_ARN".into(), OIDC_PROVIDER.into()));
+        env
+    }
+
+    /// A config with the built-in defaults, a default region, and the
+    /// emulator's metadata server and Kubernetes API.
     pub fn config(&self) -> Config {
         let mut config = Config::default();
         config.cloud.region = "cn-hangzhou".into();
+        config.identity.metadata_url = self.emulator.imds_url();
+        config.identity.kubernetes_url = self.emulator.kubernetes_url();
+        config.identity.kubernetes_token_file = self
+            .dir
+            .path()
+            .join("kubernetes-token")
+            .to_string_lossy()
+            .into_owned();
+        config.identity.kubernetes_ca_file = String::new();
         config
     }
 }
@@ -197,6 +302,26 @@ impl Mount {
             permission: "420".into(),
             timeout: Some(Duration::from_secs(30)),
         }
+    }
+
+    /// The same Mount for pod `namespace/name` running as `service_account`.
+    pub fn for_pod(mut self, namespace: &str, name: &str, service_account: &str) -> Mount {
+        self.attributes
+            .insert(spc::ATTR_POD_NAMESPACE.into(), namespace.into());
+        self.attributes
+            .insert(spc::ATTR_POD_NAME.into(), name.into());
+        self.attributes
+            .insert(spc::ATTR_SERVICE_ACCOUNT.into(), service_account.into());
+        self
+    }
+
+    /// Asks for pod identity with the pod's own STS token, as kubelet sends it.
+    pub fn with_pod_identity(self) -> Mount {
+        let namespace = self.attributes[spc::ATTR_POD_NAMESPACE].clone();
+        let account = self.attributes[spc::ATTR_SERVICE_ACCOUNT].clone();
+        let token = pod_token(&namespace, &account);
+        self.attribute(spc::ATTR_USE_POD_SA_TOKEN, "true")
+            .attribute(spc::SA_TOKENS_KEY, &tokens_json("sts.aliyuncs.com", &token))
     }
 
     /// Sets a parameter or volume attribute.

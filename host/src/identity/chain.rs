@@ -1,35 +1,35 @@
-//! The credential chain: which identity serves a Mount.
+//! The credential chain: which identity serves a Mount, in the upstream
+//! provider's order and with its environment variables, fail-closed for pod
+//! identity, filtered by the identity policy, with every temporary credential
+//! cached per identity.
 //!
-//! Sources, in the upstream provider's order for the links implemented so far:
-//! the volume's nodePublishSecretRef (`access_key`/`access_secret`, optional
-//! `security_token`), then access keys from the provider's environment
-//! (`ACCESS_KEY_ID`/`SECRET_ACCESS_KEY`, or the official SDKs'
-//! `ALIBABA_CLOUD_ACCESS_KEY_ID`/`ALIBABA_CLOUD_ACCESS_KEY_SECRET`/
-//! `ALIBABA_CLOUD_SECURITY_TOKEN`). Pod identity (RRSA), provider RRSA, STS
-//! AssumeRole and the ECS RAM role slot in as further links of [`CredentialChain`].
+//! Links: (1) pod identity (`usePodServiceAccountToken`: the pod's token →
+//! STS `AssumeRoleWithOIDC`), (2) provider RRSA (the provider's projected
+//! token), (3) access key + `AssumeRole`, (4) the volume's
+//! nodePublishSecretRef, (5) access key from the environment, (6) the ECS
+//! worker's RAM role. Under `identity.policy = "strict"` only (1) and (4).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use super::Credentials;
-use crate::config::IdentityPolicy;
-use crate::spc::Sensitive;
+use super::cache::{
+    CacheKey, CacheSettings, CredentialCache, ExpiringCredentials, expiry_from_expiration,
+};
+use super::imds::ImdsClient;
+use super::kube::RoleArnLookup;
+use super::sts::{RoleRequest, StsClient, session_name};
+use super::tokens::{STS_AUDIENCE, subject_for, token_for_audience};
+use crate::config::{Identity, IdentityPolicy};
+use crate::spc::{PodInfo, Sensitive};
 
-/// Why no credentials could be found; lists what each link lacked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CredentialError {
-    /// No link of the chain applied.
-    #[error("no Alibaba Cloud credentials for this Mount: {}", .0.join("; "))]
-    NoneFound(Vec<String>),
-    /// A link applied but its input is incomplete or wrong.
-    #[error("{0}")]
-    Invalid(String),
-    /// The Mount asked for pod identity, which this build cannot provide.
-    #[error(
-        "usePodServiceAccountToken is \"true\" but pod identity (RRSA with the pod's service account) is not available in this version of the provider; remove the parameter or upgrade the provider. The provider never falls back to another identity when pod identity is asked for"
-    )]
-    PodIdentityUnavailable,
-}
+/// The provider RRSA token file the upstream chart projects.
+pub const DEFAULT_PROVIDER_TOKEN_FILE: &str =
+    "/var/run/secrets/tokens/csi-secrets-store-provider-alibabacloud";
+/// Upstream's default `RoleSessionName`.
+pub const DEFAULT_SESSION_NAME: &str = "csi-secrets-store-provider-alibaba";
 
 /// Names of the nodePublishSecretRef keys, matched case-insensitively.
 pub const NODE_PUBLISH_ACCESS_KEY: &str = "access_key";
@@ -38,127 +38,692 @@ pub const NODE_PUBLISH_ACCESS_SECRET: &str = "access_secret";
 /// An optional STS token in the nodePublishSecretRef.
 pub const NODE_PUBLISH_SECURITY_TOKEN: &str = "security_token";
 
+/// Why no credentials could be obtained. Messages name the link and the
+/// cause, never a secret or token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    /// No link of the chain applied; what each one lacked.
+    #[error("no Alibaba Cloud credentials for this Mount: {}", .0.join("; "))]
+    NoneFound(Vec<String>),
+    /// A link applied and failed; the chain stops there (never falls through
+    /// to a broader identity).
+    #[error("{link}: {message}")]
+    Failed {
+        /// The link.
+        link: &'static str,
+        /// What went wrong.
+        message: String,
+        /// Retrying later may succeed (throttling, timeout, network).
+        retryable: bool,
+    },
+    /// Pod identity was asked for and cannot be honoured.
+    #[error(
+        "pod identity (usePodServiceAccountToken): {message}; the provider never falls back to another identity when pod identity is asked for"
+    )]
+    PodIdentity {
+        /// What is missing or failed.
+        message: String,
+        /// Retrying later may succeed.
+        retryable: bool,
+    },
+}
+
+impl CredentialError {
+    /// Whether retrying later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CredentialError::NoneFound(_) => false,
+            CredentialError::Failed { retryable, .. }
+            | CredentialError::PodIdentity { retryable, .. } => *retryable,
+        }
+    }
+}
+
 /// What a Mount brings to credential resolution.
 #[derive(Debug, Clone, Copy)]
 pub struct MountIdentity<'a> {
+    /// The pod.
+    pub pod: &'a PodInfo,
     /// The nodePublishSecretRef data.
     pub node_publish_secrets: &'a BTreeMap<String, Sensitive<String>>,
     /// `usePodServiceAccountToken: "true"`.
     pub use_pod_service_account_token: bool,
+    /// The service-account tokens JSON kubelet sent.
+    pub service_account_tokens: Option<&'a Sensitive<String>>,
+    /// `podRoleArn` from the SecretProviderClass.
+    pub pod_role_arn: Option<&'a str>,
 }
 
 /// [`MountIdentity`] owned, for a session that outlives the parsed request.
 #[derive(Debug, Clone, Default)]
 pub struct OwnedMountIdentity {
+    /// The pod.
+    pub pod: PodInfo,
     /// The nodePublishSecretRef data.
     pub node_publish_secrets: BTreeMap<String, Sensitive<String>>,
     /// `usePodServiceAccountToken: "true"`.
     pub use_pod_service_account_token: bool,
+    /// The service-account tokens JSON.
+    pub service_account_tokens: Option<Sensitive<String>>,
+    /// `podRoleArn`.
+    pub pod_role_arn: Option<String>,
 }
 
 impl OwnedMountIdentity {
     /// Borrows it.
     pub fn borrowed(&self) -> MountIdentity<'_> {
         MountIdentity {
+            pod: &self.pod,
             node_publish_secrets: &self.node_publish_secrets,
             use_pod_service_account_token: self.use_pod_service_account_token,
+            service_account_tokens: self.service_account_tokens.as_ref(),
+            pod_role_arn: self.pod_role_arn.as_deref(),
         }
     }
 }
 
-/// The credential chain.
-#[derive(Debug, Clone, Default)]
+/// Credentials a Mount resolved, and the cache identity they came from (for
+/// cross-account sessions built on them).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The credentials.
+    pub credentials: Arc<Credentials>,
+    /// Their cache key, for temporary credentials.
+    pub key: Option<CacheKey>,
+}
+
+/// Provider RRSA: the provider's own projected token → `AssumeRoleWithOIDC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRrsa {
+    /// `ALICLOUD_ROLE_ARN`.
+    pub role_arn: String,
+    /// The token file (re-read at every refresh).
+    pub token_file: PathBuf,
+}
+
+/// Access key + `AssumeRole`.
+#[derive(Debug, Clone)]
+pub struct RamRole {
+    /// `ACCESS_KEY_ID` / `SECRET_ACCESS_KEY`.
+    pub base: Credentials,
+    /// `ALICLOUD_ROLE_ARN`.
+    pub role_arn: String,
+    /// `ALICLOUD_ROLE_SESSION_EXPIRATION`.
+    pub duration_seconds: Option<u32>,
+}
+
+/// What the environment and config.toml configure, read once at start-up.
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    /// Which links may serve Mounts that do not ask for pod identity.
+    pub policy: IdentityPolicy,
+    /// The cluster's OIDC provider ARN.
+    pub oidc_provider_arn: Option<String>,
+    /// Link 2.
+    pub provider_rrsa: Option<ProviderRrsa>,
+    /// Link 3.
+    pub ram_role: Option<RamRole>,
+    /// Link 5.
+    pub env_key: Option<Arc<Credentials>>,
+    /// Why link 5 does not apply, when half-configured.
+    pub env_problem: Option<String>,
+    /// `RoleSessionName` of the provider's own sessions.
+    pub session_name: String,
+    /// `DurationSeconds` for pod identity, provider RRSA and cross-account.
+    pub session_duration: u32,
+    /// `ExternalId` for cross-account roles.
+    pub cross_account_external_id: Option<String>,
+}
+
+impl IdentitySettings {
+    /// Reads the upstream and official SDK variables through `lookup` and the
+    /// `[identity]` table. Invalid values are start-up errors.
+    pub fn new(
+        lookup: impl Fn(&str) -> Option<String>,
+        config: &Identity,
+    ) -> Result<IdentitySettings, String> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let first = |names: &[&str]| names.iter().find_map(|n| get(n));
+
+        let oidc_provider_arn = match first(&["ALICLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"]) {
+            Some(arn) => Some(arn),
+            None => match (get("ALICLOUD_ACCOUNT_ID"), get("ALICLOUD_CLUSTER_ID")) {
+                (Some(account), Some(cluster)) => Some(format!("acs:ram::{account}:oidc-provider/ack-rrsa-{cluster}")),
+                (Some(_), None) => return Err("ALICLOUD_ACCOUNT_ID is set but ALICLOUD_CLUSTER_ID is not; both build the OIDC provider ARN".into()),
+                (None, Some(_)) => return Err("ALICLOUD_CLUSTER_ID is set but ALICLOUD_ACCOUNT_ID is not; both build the OIDC provider ARN".into()),
+                (None, None) => Some(config.oidc_provider_arn.clone()).filter(|a| !a.is_empty()),
+            },
+        };
+        if let Some(arn) = &oidc_provider_arn
+            && !arn.starts_with("acs:ram::")
+        {
+            return Err(format!(
+                "the OIDC provider ARN {arn:?} must look like acs:ram::<account-id>:oidc-provider/<name>"
+            ));
+        }
+        let role_arn = first(&["ALICLOUD_ROLE_ARN", "ALIBABA_CLOUD_ROLE_ARN"]);
+        if let Some(arn) = &role_arn {
+            check_role_arn(arn).map_err(|e| format!("ALICLOUD_ROLE_ARN: {e}"))?;
+        }
+        let session_name = first(&[
+            "ALICLOUD_ROLE_SESSION_NAME",
+            "ALIBABA_CLOUD_ROLE_SESSION_NAME",
+        ])
+        .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string());
+        let duration_seconds = match get("ALICLOUD_ROLE_SESSION_EXPIRATION") {
+            None => None,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n @ 900..=43200) => Some(n),
+                _ => {
+                    return Err(format!(
+                        "ALICLOUD_ROLE_SESSION_EXPIRATION={text:?} must be a number of seconds from 900 to 43200"
+                    ));
+                }
+            },
+        };
+        let token_file = first(&["ALICLOUD_OIDC_TOKEN_FILE", "ALIBABA_CLOUD_OIDC_TOKEN_FILE"])
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PROVIDER_TOKEN_FILE));
+
+        let upstream_key = match (get("ACCESS_KEY_ID"), get("SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => Some(Credentials {
+                access_key_id: id,
+                access_key_secret: Sensitive(secret),
+                security_token: None,
+                source: "environment access key",
+            }),
+            _ => None,
+        };
+        let provider_rrsa = match (&role_arn, &oidc_provider_arn) {
+            (Some(role), Some(_)) => Some(ProviderRrsa {
+                role_arn: role.clone(),
+                token_file,
+            }),
+            _ => None,
+        };
+        let ram_role = match (&role_arn, &upstream_key) {
+            (Some(role), Some(base)) if provider_rrsa.is_none() => Some(RamRole {
+                base: Credentials {
+                    source: "access key + AssumeRole",
+                    ..base.clone()
+                },
+                role_arn: role.clone(),
+                duration_seconds,
+            }),
+            _ => None,
+        };
+
+        let (env_key, env_problem) = env_access_key(&get);
+        Ok(IdentitySettings {
+            policy: config.policy,
+            oidc_provider_arn,
+            provider_rrsa,
+            ram_role,
+            env_key,
+            env_problem,
+            session_name,
+            session_duration: config.session_duration.as_secs() as u32,
+            cross_account_external_id: Some(config.cross_account_external_id.clone())
+                .filter(|e| !e.is_empty()),
+        })
+    }
+}
+
+fn env_access_key(
+    get: &impl Fn(&str) -> Option<String>,
+) -> (Option<Arc<Credentials>>, Option<String>) {
+    let pairs = [
+        ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY", None),
+        (
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            Some("ALIBABA_CLOUD_SECURITY_TOKEN"),
+        ),
+    ];
+    for (id_var, secret_var, token_var) in pairs {
+        match (get(id_var), get(secret_var)) {
+            (Some(id), Some(secret)) => {
+                let credentials = Credentials {
+                    access_key_id: id,
+                    access_key_secret: Sensitive(secret),
+                    security_token: token_var.and_then(get).map(Sensitive),
+                    source: "environment access key",
+                };
+                return (Some(Arc::new(credentials)), None);
+            }
+            (Some(_), None) => {
+                return (
+                    None,
+                    Some(format!(
+                        "environment access key: {id_var} is set but {secret_var} is not"
+                    )),
+                );
+            }
+            (None, Some(_)) => {
+                return (
+                    None,
+                    Some(format!(
+                        "environment access key: {secret_var} is set but {id_var} is not"
+                    )),
+                );
+            }
+            (None, None) => {}
+        }
+    }
+    (None, None)
+}
+
+/// Checks the shape of a RAM role ARN (`acs:ram::<account-id>:role/<name>`).
+pub fn check_role_arn(arn: &str) -> Result<(), String> {
+    let ok = arn
+        .strip_prefix("acs:ram::")
+        .and_then(|rest| rest.split_once(":role/"))
+        .is_some_and(|(account, name)| {
+            !account.is_empty()
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && !name.is_empty()
+                && !name.contains(char::is_whitespace)
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{arn:?} is not a RAM role ARN (acs:ram::<account-id>:role/<name>)"
+        ))
+    }
+}
+
+/// The chain, its clients and its cache; one per process.
 pub struct CredentialChain {
-    env: Option<Arc<Credentials>>,
-    env_problem: Option<String>,
-    strict: bool,
+    settings: IdentitySettings,
+    sts: StsClient,
+    cache: CredentialCache,
+    roles: RoleArnLookup,
+    imds: Arc<ImdsClient>,
+}
+
+impl std::fmt::Debug for CredentialChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialChain")
+            .field("policy", &self.settings.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CredentialChain {
-    /// Reads the access-key variables once, through `lookup` (tests pass a
-    /// map); `policy` says which links may serve a Mount.
-    pub fn new(lookup: impl Fn(&str) -> Option<String>, policy: IdentityPolicy) -> CredentialChain {
+    /// Assembles the chain.
+    pub fn new(
+        settings: IdentitySettings,
+        sts: StsClient,
+        cache: CacheSettings,
+        roles: RoleArnLookup,
+        imds: Arc<ImdsClient>,
+    ) -> CredentialChain {
         CredentialChain {
-            strict: policy == IdentityPolicy::Strict,
-            ..CredentialChain::from_env(lookup)
+            settings,
+            sts,
+            cache: CredentialCache::new(cache),
+            roles,
+            imds,
         }
     }
 
-    fn from_env(lookup: impl Fn(&str) -> Option<String>) -> CredentialChain {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let pairs = [
-            ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY", None),
-            (
-                "ALIBABA_CLOUD_ACCESS_KEY_ID",
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                Some("ALIBABA_CLOUD_SECURITY_TOKEN"),
-            ),
-        ];
-        for (id_var, secret_var, token_var) in pairs {
-            match (get(id_var), get(secret_var)) {
-                (Some(id), Some(secret)) => {
-                    return CredentialChain {
-                        env: Some(Arc::new(Credentials {
-                            access_key_id: id.trim().to_string(),
-                            access_key_secret: Sensitive(secret.trim().to_string()),
-                            security_token: token_var.and_then(get).map(Sensitive),
-                            source: "environment access key",
-                        })),
-                        env_problem: None,
-                        strict: false,
-                    };
-                }
-                (Some(_), None) => {
-                    return CredentialChain {
-                        env: None,
-                        env_problem: Some(format!(
-                            "environment: {id_var} is set but {secret_var} is not"
-                        )),
-                        strict: false,
-                    };
-                }
-                (None, Some(_)) => {
-                    return CredentialChain {
-                        env: None,
-                        env_problem: Some(format!(
-                            "environment: {secret_var} is set but {id_var} is not"
-                        )),
-                        strict: false,
-                    };
-                }
-                (None, None) => {}
-            }
-        }
-        CredentialChain::default()
+    /// The credential cache (for its counters).
+    pub fn cache(&self) -> &CredentialCache {
+        &self.cache
+    }
+
+    /// The ServiceAccount role lookup (for its counters).
+    pub fn roles(&self) -> &RoleArnLookup {
+        &self.roles
     }
 
     /// Picks the credentials for one Mount.
     pub async fn resolve(
         &self,
         mount: MountIdentity<'_>,
-    ) -> Result<Arc<Credentials>, CredentialError> {
+        deadline: Instant,
+    ) -> Result<Resolved, CredentialError> {
         if mount.use_pod_service_account_token {
-            return Err(CredentialError::PodIdentityUnavailable);
+            return self.pod_identity(mount, deadline).await;
         }
-        let mut missing = Vec::new();
+        let strict = self.settings.policy == IdentityPolicy::Strict;
+        let mut missing = vec![
+            "pod identity: not asked for (usePodServiceAccountToken is not \"true\")".to_string(),
+        ];
+        let not_allowed = "not allowed by identity.policy = \"strict\"";
+
+        if strict {
+            missing.push(format!(
+                "provider RRSA, access key + AssumeRole: {not_allowed}"
+            ));
+        } else if let Some(rrsa) = &self.settings.provider_rrsa {
+            return self.provider_rrsa(rrsa, deadline).await;
+        } else if let Some(ram) = &self.settings.ram_role {
+            return self.ram_role(ram, deadline).await;
+        } else {
+            missing.push("provider RRSA: ALICLOUD_ROLE_ARN and an OIDC provider ARN (ALICLOUD_OIDC_PROVIDER_ARN, or ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID) are not both set".into());
+            missing.push("access key + AssumeRole: ACCESS_KEY_ID, SECRET_ACCESS_KEY and ALICLOUD_ROLE_ARN are not all set".into());
+        }
+
         match node_publish_credentials(mount.node_publish_secrets)? {
-            Some(credentials) => return Ok(Arc::new(credentials)),
+            Some(credentials) => return Ok(Resolved { credentials: Arc::new(credentials), key: None }),
             None => missing.push(format!(
                 "nodePublishSecretRef: no Secret with {NODE_PUBLISH_ACCESS_KEY} and {NODE_PUBLISH_ACCESS_SECRET} keys"
             )),
         }
-        if self.strict {
-            missing.push("the provider's own identities: not allowed by identity.policy = \"strict\" (use usePodServiceAccountToken or a nodePublishSecretRef)".into());
+
+        if strict {
+            missing.push(format!(
+                "environment access key, ECS RAM role: {not_allowed}"
+            ));
             return Err(CredentialError::NoneFound(missing));
         }
-        if let Some(env) = &self.env {
-            return Ok(env.clone());
+        if let Some(key) = &self.settings.env_key {
+            return Ok(Resolved {
+                credentials: key.clone(),
+                key: None,
+            });
         }
-        missing.push(self.env_problem.clone().unwrap_or_else(|| {
-            "environment: neither ACCESS_KEY_ID/SECRET_ACCESS_KEY nor ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET is set".into()
+        missing.push(self.settings.env_problem.clone().unwrap_or_else(|| {
+            "environment access key: neither ACCESS_KEY_ID/SECRET_ACCESS_KEY nor ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET is set".into()
         }));
-        Err(CredentialError::NoneFound(missing))
+        match self.ecs_role(deadline).await {
+            Ok(resolved) => Ok(resolved),
+            Err(error) => {
+                missing.push(format!("ECS RAM role: {error}"));
+                Err(CredentialError::NoneFound(missing))
+            }
+        }
     }
+
+    async fn pod_identity(
+        &self,
+        mount: MountIdentity<'_>,
+        deadline: Instant,
+    ) -> Result<Resolved, CredentialError> {
+        let fail =
+            |message: String, retryable: bool| CredentialError::PodIdentity { message, retryable };
+        let pod = mount.pod;
+        let tokens = mount.service_account_tokens.ok_or_else(|| {
+            fail(
+                format!(
+                    "the driver sent no service account token; add {{audience: {STS_AUDIENCE}}} to tokenRequests of the CSIDriver secrets-store.csi.k8s.io (chart value secrets-store-csi-driver.tokenRequests)"
+                ),
+                false,
+            )
+        })?;
+        let token = token_for_audience(&tokens.0, STS_AUDIENCE, unix_now())
+            .map_err(|e| fail(e.0, false))?;
+        // The cache is keyed by the token's subject, and a cache hit skips
+        // STS's check of the token: accept only a token of this pod's own
+        // service account (kubelet sets the pod's namespace and account; a
+        // volume attribute cannot).
+        let expected = subject_for(&pod.namespace, &pod.service_account);
+        if token.subject != expected {
+            return Err(fail(
+                format!(
+                    "the service account token is for {:?}, not for this pod's service account {expected:?}",
+                    token.subject
+                ),
+                false,
+            ));
+        }
+        let role_arn = match mount.pod_role_arn {
+            Some(role) => {
+                check_role_arn(role).map_err(|e| fail(format!("podRoleArn: {e}"), false))?;
+                role.to_string()
+            }
+            None => match self
+                .roles
+                .role_arn(&pod.namespace, &pod.service_account)
+                .await
+            {
+                Ok(Some(role)) => {
+                    check_role_arn(&role).map_err(|e| {
+                        fail(format!("the annotation ack.alibabacloud.com/role-arn of service account {}/{}: {e}", pod.namespace, pod.service_account), false)
+                    })?;
+                    role
+                }
+                Ok(None) => {
+                    return Err(fail(
+                        format!(
+                            "service account {}/{} has no ack.alibabacloud.com/role-arn annotation and the SecretProviderClass sets no podRoleArn",
+                            pod.namespace, pod.service_account
+                        ),
+                        false,
+                    ));
+                }
+                Err(e) => {
+                    return Err(fail(
+                        format!(
+                            "reading the role of service account {}/{}: {e}",
+                            pod.namespace, pod.service_account
+                        ),
+                        true,
+                    ));
+                }
+            },
+        };
+        let provider = self.settings.oidc_provider_arn.as_deref().ok_or_else(|| {
+            fail(
+                "the cluster's OIDC provider ARN is not configured: set ALICLOUD_OIDC_PROVIDER_ARN, or ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID (chart values rrsa.accountId and rrsa.clusterId), or identity.oidc_provider_arn".into(),
+                false,
+            )
+        })?;
+        let key = CacheKey::oidc(&role_arn, provider, &token.subject);
+        let session = session_name(&[&pod.namespace, &pod.service_account]);
+        let request = RoleRequest {
+            role_arn: &role_arn,
+            session_name: &session,
+            duration_seconds: Some(self.settings.session_duration),
+            external_id: None,
+        };
+        let loaded = self
+            .cache
+            .get_or_load(&key, || async {
+                let assumed = self
+                    .sts
+                    .assume_role_with_oidc(
+                        &request,
+                        provider,
+                        &token.token,
+                        "pod identity (RRSA)",
+                        deadline,
+                    )
+                    .await?;
+                expiring(assumed.credentials, &assumed.expiration)
+            })
+            .await
+            .map_err(|e| fail(e.to_string(), is_retryable_text(&e.to_string())))?;
+        Ok(Resolved {
+            credentials: loaded.credentials,
+            key: Some(key),
+        })
+    }
+
+    async fn provider_rrsa(
+        &self,
+        rrsa: &ProviderRrsa,
+        deadline: Instant,
+    ) -> Result<Resolved, CredentialError> {
+        const LINK: &str = "provider RRSA";
+        let provider = self.settings.oidc_provider_arn.clone().unwrap_or_default();
+        let key = CacheKey::oidc(&rrsa.role_arn, &provider, "the provider's service account");
+        let request = RoleRequest {
+            role_arn: &rrsa.role_arn,
+            session_name: &self.settings.session_name,
+            duration_seconds: Some(self.settings.session_duration),
+            external_id: None,
+        };
+        let loaded = self
+            .cache
+            .get_or_load(&key, || async {
+                // Read at every refresh: kubelet rotates the projected token.
+                let token = tokio::fs::read_to_string(&rrsa.token_file).await.map_err(|e| {
+                    format!(
+                        "cannot read the provider's service account token {}: {e} (chart value rrsa.enable projects it; ALICLOUD_OIDC_TOKEN_FILE moves it)",
+                        rrsa.token_file.display()
+                    )
+                })?;
+                let token = Sensitive(token.trim().to_string());
+                let assumed = self
+                    .sts
+                    .assume_role_with_oidc(&request, &provider, &token, "provider RRSA", deadline)
+                    .await?;
+                expiring(assumed.credentials, &assumed.expiration)
+            })
+            .await
+            .map_err(|e| failed(LINK, e.to_string()))?;
+        Ok(Resolved {
+            credentials: loaded.credentials,
+            key: Some(key),
+        })
+    }
+
+    async fn ram_role(
+        &self,
+        ram: &RamRole,
+        deadline: Instant,
+    ) -> Result<Resolved, CredentialError> {
+        const LINK: &str = "access key + AssumeRole";
+        let key = CacheKey::assume_role(&ram.base, &ram.role_arn)
+            .with_session_name(&self.settings.session_name);
+        let request = RoleRequest {
+            role_arn: &ram.role_arn,
+            session_name: &self.settings.session_name,
+            duration_seconds: ram.duration_seconds,
+            external_id: None,
+        };
+        let loaded = self
+            .cache
+            .get_or_load(&key, || async {
+                let assumed = self
+                    .sts
+                    .assume_role(&ram.base, &request, "access key + AssumeRole", deadline)
+                    .await?;
+                expiring(assumed.credentials, &assumed.expiration)
+            })
+            .await
+            .map_err(|e| failed(LINK, e.to_string()))?;
+        Ok(Resolved {
+            credentials: loaded.credentials,
+            key: Some(key),
+        })
+    }
+
+    async fn ecs_role(&self, _deadline: Instant) -> Result<Resolved, String> {
+        let role = self
+            .imds
+            .settings()
+            .role_name
+            .clone()
+            .unwrap_or_else(|| "the instance's role".into());
+        let key = CacheKey::ecs_ram_role(role);
+        let loaded = self
+            .cache
+            .get_or_load(&key, || async {
+                let fetched = self
+                    .imds
+                    .role_credentials()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                expiring(fetched.credentials, &fetched.expiration)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Resolved {
+            credentials: loaded.credentials,
+            key: Some(key),
+        })
+    }
+
+    /// Credentials for an object's `crossAccountRoleArn`: `AssumeRole` from
+    /// the Mount's identity, with a session name that identifies the pod.
+    pub async fn cross_account(
+        &self,
+        base: &Resolved,
+        role_arn: &str,
+        pod: &PodInfo,
+        deadline: Instant,
+    ) -> Result<Arc<Credentials>, CredentialError> {
+        const LINK: &str = "crossAccountRoleArn";
+        check_role_arn(role_arn).map_err(|message| CredentialError::Failed {
+            link: LINK,
+            message,
+            retryable: false,
+        })?;
+        let session = session_name(&[&pod.namespace, &pod.name]);
+        let mut key = match &base.key {
+            Some(base_key) => CacheKey::assume_role_from(base_key, role_arn),
+            None => CacheKey::assume_role(&base.credentials, role_arn),
+        }
+        .with_session_name(&session);
+        let external_id = self.settings.cross_account_external_id.as_deref();
+        if let Some(id) = external_id {
+            key = key.with_external_id(id);
+        }
+        let request = RoleRequest {
+            role_arn,
+            session_name: &session,
+            duration_seconds: Some(self.settings.session_duration),
+            external_id,
+        };
+        let loaded = self
+            .cache
+            .get_or_load(&key, || async {
+                let assumed = self
+                    .sts
+                    .assume_role(&base.credentials, &request, "cross-account role", deadline)
+                    .await?;
+                expiring(assumed.credentials, &assumed.expiration)
+            })
+            .await
+            .map_err(|e| failed(LINK, e.to_string()))?;
+        Ok(loaded.credentials)
+    }
+}
+
+fn expiring(credentials: Credentials, expiration: &str) -> Result<ExpiringCredentials, String> {
+    let expires_at = expiry_from_expiration(expiration).map_err(|e| e.to_string())?;
+    Ok(ExpiringCredentials::new(credentials, expires_at))
+}
+
+fn failed(link: &'static str, message: String) -> CredentialError {
+    let retryable = is_retryable_text(&message);
+    CredentialError::Failed {
+        link,
+        message,
+        retryable,
+    }
+}
+
+/// Whether an STS or metadata failure looks temporary (the message carries
+/// the service's code, or a timeout or connection failure).
+fn is_retryable_text(message: &str) -> bool {
+    [
+        "Throttling",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+        "did not answer",
+        "timed out",
+        "deadline",
+        "connection",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 fn node_publish_credentials(
@@ -171,6 +736,11 @@ fn node_publish_credentials(
             .map(|(_, v)| v.0.trim())
             .filter(|v| !v.is_empty())
     };
+    let invalid = |message: String| CredentialError::Failed {
+        link: "nodePublishSecretRef",
+        message,
+        retryable: false,
+    };
     match (
         get(NODE_PUBLISH_ACCESS_KEY),
         get(NODE_PUBLISH_ACCESS_SECRET),
@@ -181,11 +751,11 @@ fn node_publish_credentials(
             security_token: get(NODE_PUBLISH_SECURITY_TOKEN).map(|t| Sensitive(t.to_string())),
             source: "nodePublishSecretRef",
         })),
-        (Some(_), None) => Err(CredentialError::Invalid(format!(
-            "the nodePublishSecretRef Secret has {NODE_PUBLISH_ACCESS_KEY} but no {NODE_PUBLISH_ACCESS_SECRET}"
+        (Some(_), None) => Err(invalid(format!(
+            "the Secret has {NODE_PUBLISH_ACCESS_KEY} but no {NODE_PUBLISH_ACCESS_SECRET}"
         ))),
-        (None, Some(_)) => Err(CredentialError::Invalid(format!(
-            "the nodePublishSecretRef Secret has {NODE_PUBLISH_ACCESS_SECRET} but no {NODE_PUBLISH_ACCESS_KEY}"
+        (None, Some(_)) => Err(invalid(format!(
+            "the Secret has {NODE_PUBLISH_ACCESS_SECRET} but no {NODE_PUBLISH_ACCESS_KEY}"
         ))),
         (None, None) => Ok(None),
     }
@@ -195,133 +765,114 @@ fn node_publish_credentials(
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> CredentialChain {
+    fn settings(pairs: &[(&str, &str)], config: &Identity) -> Result<IdentitySettings, String> {
         let map: BTreeMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        CredentialChain::new(|k| map.get(k).cloned(), IdentityPolicy::Upstream)
-    }
-
-    fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, Sensitive<String>> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), Sensitive(v.to_string())))
-            .collect()
-    }
-
-    async fn resolve(
-        chain: &CredentialChain,
-        s: &BTreeMap<String, Sensitive<String>>,
-    ) -> Result<Arc<Credentials>, CredentialError> {
-        chain
-            .resolve(MountIdentity {
-                node_publish_secrets: s,
-                use_pod_service_account_token: false,
-            })
-            .await
-    }
-
-    #[tokio::test]
-    async fn node_publish_secret_comes_before_the_environment() {
-        let chain = env(&[
-            ("ACCESS_KEY_ID", "envid"),
-            ("SECRET_ACCESS_KEY", "envsecret"),
-        ]);
-        let c = resolve(
-            &chain,
-            &secrets(&[("Access_Key", "npid"), ("access_secret", "npsecret")]),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            (c.access_key_id.as_str(), c.source),
-            ("npid", "nodePublishSecretRef")
-        );
-        let c = resolve(&chain, &secrets(&[])).await.unwrap();
-        assert_eq!(c.access_key_id, "envid");
-        assert!(c.security_token.is_none());
-    }
-
-    #[tokio::test]
-    async fn official_sdk_variables_with_a_security_token() {
-        let chain = env(&[
-            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.id"),
-            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "s"),
-            ("ALIBABA_CLOUD_SECURITY_TOKEN", "tok"),
-        ]);
-        let c = resolve(&chain, &secrets(&[])).await.unwrap();
-        assert_eq!(c.access_key_id, "STS.id");
-        assert_eq!(c.security_token, Some(Sensitive("tok".into())));
-        assert!(!format!("{c:?}").contains("tok\""));
-    }
-
-    #[tokio::test]
-    async fn errors_list_what_each_link_lacked() {
-        let e = resolve(&env(&[]), &secrets(&[]))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("no Alibaba Cloud credentials for this Mount: nodePublishSecretRef: no Secret with access_key and access_secret keys; environment: neither"), "{e}");
-        let e = resolve(&env(&[("ACCESS_KEY_ID", "x")]), &secrets(&[]))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("ACCESS_KEY_ID is set but SECRET_ACCESS_KEY is not"),
-            "{e}"
-        );
-        let e = resolve(&env(&[]), &secrets(&[("access_key", "x")]))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("has access_key but no access_secret"), "{e}");
-        let pod = env(&[("ACCESS_KEY_ID", "a"), ("SECRET_ACCESS_KEY", "b")])
-            .resolve(MountIdentity {
-                node_publish_secrets: &secrets(&[]),
-                use_pod_service_account_token: true,
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(pod, CredentialError::PodIdentityUnavailable);
-    }
-
-    #[tokio::test]
-    async fn strict_policy_refuses_the_providers_own_keys() {
-        let lookup = |k: &str| match k {
-            "ACCESS_KEY_ID" => Some("envid".to_string()),
-            "SECRET_ACCESS_KEY" => Some("envsecret".to_string()),
-            _ => None,
-        };
-        let strict = CredentialChain::new(lookup, IdentityPolicy::Strict);
-        let e = resolve(&strict, &secrets(&[]))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("not allowed by identity.policy = \"strict\""),
-            "{e}"
-        );
-        let c = resolve(
-            &strict,
-            &secrets(&[("access_key", "np"), ("access_secret", "s")]),
-        )
-        .await
-        .unwrap();
-        assert_eq!(c.source, "nodePublishSecretRef");
+        IdentitySettings::new(|k| map.get(k).cloned(), config)
     }
 
     #[test]
-    fn redact_removes_secret_and_token() {
-        let c = Credentials {
-            access_key_id: "id".into(),
-            access_key_secret: Sensitive("s3cr3tkey".into()),
-            security_token: Some(Sensitive("CAIStoken".into())),
-            source: "test",
-        };
+    fn environment_links_as_upstream() {
+        let c = Identity::default();
+        let s = settings(&[], &c).unwrap();
+        assert!(s.provider_rrsa.is_none() && s.ram_role.is_none() && s.env_key.is_none());
+        assert_eq!(s.session_name, DEFAULT_SESSION_NAME);
+
+        // RRSA wins over AK + AssumeRole when both could apply
+        let s = settings(
+            &[
+                ("ALICLOUD_ROLE_ARN", "acs:ram::123:role/provider"),
+                ("ALICLOUD_ACCOUNT_ID", "123"),
+                ("ALICLOUD_CLUSTER_ID", "c0ffee"),
+                ("ACCESS_KEY_ID", "id"),
+                ("SECRET_ACCESS_KEY", "secret"),
+            ],
+            &c,
+        )
+        .unwrap();
         assert_eq!(
-            c.redact("a s3cr3tkey b CAIStoken c"),
-            "a <redacted> b <redacted> c"
+            s.oidc_provider_arn.as_deref(),
+            Some("acs:ram::123:oidc-provider/ack-rrsa-c0ffee")
         );
+        let rrsa = s.provider_rrsa.unwrap();
+        assert_eq!(rrsa.token_file, PathBuf::from(DEFAULT_PROVIDER_TOKEN_FILE));
+        assert!(s.ram_role.is_none());
+        assert!(s.env_key.is_some());
+
+        let s = settings(
+            &[
+                ("ALICLOUD_ROLE_ARN", "acs:ram::123:role/provider"),
+                ("ACCESS_KEY_ID", "id"),
+                ("SECRET_ACCESS_KEY", "secret"),
+                ("ALICLOUD_ROLE_SESSION_EXPIRATION", "1800"),
+                ("ALICLOUD_ROLE_SESSION_NAME", "mine"),
+            ],
+            &c,
+        )
+        .unwrap();
+        let ram = s.ram_role.unwrap();
+        assert_eq!(ram.duration_seconds, Some(1800));
+        assert_eq!(s.session_name, "mine");
+
+        // the documented-but-ignored upstream variable is honoured, and the SDK names work
+        let s = settings(
+            &[
+                ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/r"),
+                (
+                    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                    "acs:ram::1:oidc-provider/p",
+                ),
+                ("ALICLOUD_OIDC_TOKEN_FILE", "/run/token"),
+            ],
+            &c,
+        )
+        .unwrap();
+        assert_eq!(
+            s.provider_rrsa.unwrap().token_file,
+            PathBuf::from("/run/token")
+        );
+    }
+
+    #[test]
+    fn invalid_environment_stops_start_up() {
+        let c = Identity::default();
+        for (pairs, want) in [
+            (
+                vec![("ALICLOUD_ROLE_SESSION_EXPIRATION", "60")],
+                "from 900 to 43200",
+            ),
+            (
+                vec![("ALICLOUD_ROLE_SESSION_EXPIRATION", "1h")],
+                "from 900 to 43200",
+            ),
+            (
+                vec![("ALICLOUD_ACCOUNT_ID", "1")],
+                "ALICLOUD_CLUSTER_ID is not",
+            ),
+            (vec![("ALICLOUD_ROLE_ARN", "my-role")], "not a RAM role ARN"),
+            (
+                vec![("ALICLOUD_OIDC_PROVIDER_ARN", "provider")],
+                "must look like acs:ram::",
+            ),
+        ] {
+            let e = settings(&pairs, &c).unwrap_err();
+            assert!(e.contains(want), "{pairs:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn role_arns() {
+        assert!(check_role_arn("acs:ram::1234567890123456:role/team-a-app").is_ok());
+        for bad in [
+            "role/x",
+            "acs:ram::abc:role/x",
+            "acs:ram::1:role/",
+            "acs:ram::1:user/x",
+            "acs:ram::1:role/a b",
+        ] {
+            assert!(check_role_arn(bad).is_err(), "{bad}");
+        }
     }
 }

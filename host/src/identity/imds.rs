@@ -409,7 +409,7 @@ impl ImdsClient {
                 _ => format!("HTTP {}", status.as_u16()),
             });
         }
-        let body = read_capped(response, self.settings.max_body_bytes).await?;
+        let body = crate::http::read_capped(response, self.settings.max_body_bytes).await?;
         let token = String::from_utf8(body)
             .map_err(|_| "the token is not UTF-8".to_string())?
             .trim()
@@ -453,7 +453,7 @@ impl ImdsClient {
             );
             match (status.as_u16(), &*access) {
                 (200, _) => {
-                    let body = read_capped(response, self.settings.max_body_bytes)
+                    let body = crate::http::read_capped(response, self.settings.max_body_bytes)
                         .await
                         .map_err(|cause| ImdsError::Failed {
                             step: step.into(),
@@ -518,55 +518,12 @@ impl ImdsClient {
             format!(
                 "cannot connect to {}: {}",
                 self.base,
-                transport_cause(error)
+                crate::http::transport_cause(error)
             )
         } else {
-            format!("{}: {}", self.base, transport_cause(error))
+            format!("{}: {}", self.base, crate::http::transport_cause(error))
         }
     }
-}
-
-/// A transport error and its sources, `: `-joined, without the URL (the
-/// caller names the server once).
-pub(crate) fn transport_cause(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    if let Some(url) = error.url() {
-        text = text.replace(&format!(" for url ({url})"), "");
-    }
-    let mut source = std::error::Error::source(error);
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
-
-/// Reads a body of at most `cap` bytes (a private copy of `cloud`'s).
-pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
-    cap: usize,
-) -> Result<Vec<u8>, String> {
-    if response
-        .content_length()
-        .is_some_and(|length| length > cap as u64)
-    {
-        return Err(format!("the answer is larger than {cap} bytes"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| {
-        if e.is_timeout() {
-            "reading the answer timed out".to_string()
-        } else {
-            format!("reading the answer: {}", transport_cause(&e))
-        }
-    })? {
-        if body.len() + chunk.len() > cap {
-            return Err(format!("the answer is larger than {cap} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// The base URL without a trailing slash, if it is a plain `http(s)://host[:port]`.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::FutureExt as _;
 use futures::future::Shared;
 
-use super::imds::{read_capped, transport_cause};
+use crate::http::{read_capped, transport_cause};
 use crate::spc::Sensitive;
 
 /// The ServiceAccount annotation that names the pod's RAM role.

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integration_tests::built_plugin;
-use provider::cloud::{CloudClient, CloudSession};
-use provider::config::{Config, IdentityPolicy, PluginRoute};
-use provider::identity::{CredentialChain, OwnedMountIdentity};
+use provider::Provider;
+use provider::cloud::CloudSession;
+use provider::config::{Config, PluginRoute};
+use provider::identity::{MountAuth, OwnedMountIdentity};
 use provider::plugin::{ObjectRequest, PluginRuntime};
 
 #[tokio::main]
@@ -33,9 +34,10 @@ async fn main() -> anyhow::Result<()> {
     let load_started = Instant::now();
     let runtime = PluginRuntime::load(&config)?;
     let load = load_started.elapsed();
-    let client =
-        Arc::new(CloudClient::new(&config.cloud, std::iter::empty()).map_err(anyhow::Error::msg)?);
-    let chain = Arc::new(CredentialChain::new(|_| None, IdentityPolicy::Upstream));
+    // The sessions below are never asked for credentials (echo makes no call).
+    let provider = Provider::new(config.clone(), Some("cn-hangzhou".into()), Vec::new())?;
+    let client = provider.cloud_client();
+    let chain = provider.credential_chain();
     let request = ObjectRequest {
         name: "echo:value".into(),
         object_type: "testing".into(),
@@ -50,11 +52,16 @@ async fn main() -> anyhow::Result<()> {
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..iterations + 500 {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let session = Arc::new(CloudSession::new(
-            client.clone(),
+        let auth = Arc::new(MountAuth::new(
             chain.clone(),
             OwnedMountIdentity::default(),
-            Some("cn-hangzhou".into()),
+            deadline,
+        ));
+        let session = Arc::new(CloudSession::new(
+            client.clone(),
+            auth,
+            None,
+            Ok("cn-hangzhou".into()),
             deadline,
         ));
         let t = Instant::now();

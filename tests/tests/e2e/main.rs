@@ -2,6 +2,7 @@
 //! real WebAssembly plugins, to the emulator over signed HTTP.
 
 mod errors;
+mod identity;
 mod logs;
 mod mount;
 mod plugins;

@@ -163,11 +163,22 @@ async fn node_publish_secret_credentials_are_used_before_the_environment() {
         .await
         .unwrap_err();
     assert_eq!(none.code(), tonic::Code::PermissionDenied);
-    assert!(
-        none.message().contains("no Alibaba Cloud credentials for this Mount: nodePublishSecretRef: no Secret with access_key and access_secret keys; environment:"),
-        "{}",
-        none.message()
-    );
+    // every link says what it lacked, in the chain's order
+    let message = none.message();
+    let mut at = 0;
+    for link in [
+        "no Alibaba Cloud credentials for this Mount: pod identity: not asked for",
+        "; provider RRSA: ALICLOUD_ROLE_ARN and an OIDC provider ARN",
+        "; access key + AssumeRole: ",
+        "; nodePublishSecretRef: no Secret with access_key and access_secret keys",
+        "; environment access key: neither ACCESS_KEY_ID",
+        "; ECS RAM role: ",
+    ] {
+        let found = message[at..]
+            .find(link)
+            .unwrap_or_else(|| panic!("{link:?} missing in order: {message}"));
+        at += found + link.len();
+    }
     bare.mount(tenant("- objectName: db/password\n  objectType: oos\n"))
         .await
         .unwrap();

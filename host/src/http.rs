@@ -1,0 +1,46 @@
+//! Helpers shared by the provider's HTTP clients (the cloud API, the ECS
+//! metadata server, the Kubernetes API): bounded body reads and transport
+//! errors without URLs.
+
+/// A transport error and its sources, `: `-joined, without the URL (the
+/// caller names the server once).
+pub(crate) fn transport_cause(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(&format!(" for url ({url})"), "");
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// Reads a body of at most `cap` bytes, refusing a larger one early.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, String> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > cap as u64)
+    {
+        return Err(format!("the answer is larger than {cap} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        if e.is_timeout() {
+            "reading the answer timed out".to_string()
+        } else {
+            format!("reading the answer: {}", transport_cause(&e))
+        }
+    })? {
+        if body.len() + chunk.len() > cap {
+            return Err(format!("the answer is larger than {cap} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -1,0 +1,453 @@
+//! Identity through real Mounts: pod-level RRSA (fail-closed), the provider's
+//! own identities in the upstream order, the strict policy, cross-account
+//! roles, and the credential cache (one STS call per credential lifetime).
+
+use std::time::Duration;
+
+use integration_tests::emulator::{ImdsMode, Latency};
+use integration_tests::*;
+use provider::config::IdentityPolicy;
+use tonic::Code;
+
+async fn rrsa_cluster() -> (FakeCloud, TestProvider) {
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let provider = TestProvider::start(cloud.config(), cloud.rrsa_env()).await;
+    (cloud, provider)
+}
+
+fn read(name: &str) -> Mount {
+    Mount::objects(&format!("- objectName: {name}\n  objectAlias: out\n"))
+}
+
+#[tokio::test]
+async fn each_pod_reads_with_its_own_role_and_only_that() {
+    let (cloud, provider) = rrsa_cluster().await;
+    let a = provider
+        .mount(
+            read("team-a/db")
+                .for_pod("team-a", "app-1", "app")
+                .with_pod_identity(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(files(&a)["out"], "team-a-password");
+    let denied = provider
+        .mount(
+            read("team-b/db")
+                .for_pod("team-a", "app-1", "app")
+                .with_pod_identity(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        denied.code(),
+        Code::PermissionDenied,
+        "{}",
+        denied.message()
+    );
+    let b = provider
+        .mount(
+            read("team-b/db")
+                .for_pod("team-b", "app-1", "app")
+                .with_pod_identity(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(files(&b)["out"], "team-b-password");
+    // the node's role may read `test`, but a pod asking for its own identity never gets it
+    let status = provider
+        .mount(
+            read("test")
+                .for_pod("team-a", "app-1", "app")
+                .with_pod_identity(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(cloud.emulator.stats().requests("AssumeRoleWithOIDC"), 2);
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn pod_identity_fails_closed_and_says_why() {
+    let (cloud, provider) = rrsa_cluster().await;
+    let pod = |m: Mount| m.for_pod("team-a", "app-1", "app");
+    let token_a = pod_token("team-a", "app");
+    let cases = [
+        (
+            pod(read("test")).attribute("usePodServiceAccountToken", "true"),
+            "the driver sent no service account token; add {audience: sts.aliyuncs.com} to tokenRequests",
+        ),
+        (
+            pod(read("test"))
+                .attribute("usePodServiceAccountToken", "true")
+                .attribute(
+                    "csi.storage.k8s.io/serviceAccount.tokens",
+                    &tokens_json("vault", &token_a),
+                ),
+            "no service account token for audience sts.aliyuncs.com (audiences present: vault)",
+        ),
+        (
+            pod(read("test"))
+                .attribute("usePodServiceAccountToken", "true")
+                .attribute(
+                    "csi.storage.k8s.io/serviceAccount.tokens",
+                    &tokens_json("sts.aliyuncs.com", &pod_token("team-b", "app")),
+                ),
+            "the service account token is for \"system:serviceaccount:team-b:app\", not for this pod's service account \"system:serviceaccount:team-a:app\"",
+        ),
+        (
+            read("test")
+                .for_pod("team-c", "app-1", "app")
+                .with_pod_identity(),
+            "service account team-c/app has no ack.alibabacloud.com/role-arn annotation and the SecretProviderClass sets no podRoleArn",
+        ),
+        (
+            pod(read("test"))
+                .with_pod_identity()
+                .attribute("podRoleArn", TEAM_B_ROLE),
+            "AuthenticationFail",
+        ),
+        (
+            pod(read("test"))
+                .with_pod_identity()
+                .attribute("podRoleArn", "team-a-app"),
+            "podRoleArn: \"team-a-app\" is not a RAM role ARN",
+        ),
+    ];
+    for (mount, want) in cases {
+        let status = provider.mount(mount).await.unwrap_err();
+        assert!(
+            status.message().contains(want),
+            "{want}: {}",
+            status.message()
+        );
+        assert!(
+            status
+                .message()
+                .contains("never falls back to another identity"),
+            "{}",
+            status.message()
+        );
+        assert!(!status.message().contains(&token_a[..20]));
+    }
+    // nothing was read with the node's role instead
+    assert_eq!(cloud.emulator.imds_stats().requests("credentials"), 0);
+    assert_eq!(cloud.emulator.stats().successes("GetSecretValue"), 0);
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn pod_role_from_the_secret_provider_class_and_tokens_from_secrets() {
+    let (cloud, provider) = rrsa_cluster().await;
+    // Kubernetes >= 1.35 sends the tokens in `secrets`; podRoleArn skips the API
+    let token = pod_token("team-a", "app");
+    let mount = read("team-a/db")
+        .for_pod("team-a", "app-1", "app")
+        .attribute("usePodServiceAccountToken", "true")
+        .attribute("podRoleArn", TEAM_A_ROLE)
+        .secret(
+            "csi.storage.k8s.io/serviceAccount.tokens",
+            &tokens_json("sts.aliyuncs.com", &token),
+        );
+    let response = provider.mount(mount).await.unwrap();
+    assert_eq!(files(&response)["out"], "team-a-password");
+    assert_eq!(
+        cloud
+            .emulator
+            .kubernetes_stats()
+            .requests("serviceaccounts"),
+        0
+    );
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn one_sts_call_per_credential_lifetime_for_many_mounts() {
+    let (cloud, provider) = rrsa_cluster().await;
+    let provider = std::sync::Arc::new(provider);
+    // 50 concurrent Mounts of one identity on a cold cache: one STS call
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let provider = provider.clone();
+        tasks.push(tokio::spawn(async move {
+            provider
+                .mount(
+                    read("team-a/db")
+                        .for_pod("team-a", &format!("app-{i}"), "app")
+                        .with_pod_identity(),
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    for i in 0..200 {
+        provider
+            .mount(
+                read("team-a/db")
+                    .for_pod("team-a", &format!("app-{i}"), "app")
+                    .with_pod_identity(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(cloud.emulator.stats().requests("AssumeRoleWithOIDC"), 1);
+    assert_eq!(
+        cloud
+            .emulator
+            .kubernetes_stats()
+            .requests("serviceaccounts"),
+        1
+    );
+    let stats = provider.provider.credentials().cache().stats();
+    assert_eq!(stats.loads, 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn credentials_are_refreshed_before_they_expire_and_never_used_after() {
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let mut config = cloud.config();
+    config.identity.refresh_margin = Duration::from_secs(2);
+    let provider = TestProvider::start(config, cloud.rrsa_env()).await;
+    // credentials that live 3 s: used while more than 2 s remain, then refreshed
+    cloud
+        .emulator
+        .set_credential_lifetime(Some(Duration::from_secs(3)));
+    let mount = || {
+        read("team-a/db")
+            .for_pod("team-a", "app-1", "app")
+            .with_pod_identity()
+    };
+    provider.mount(mount()).await.unwrap();
+    provider.mount(mount()).await.unwrap();
+    assert_eq!(cloud.emulator.stats().requests("AssumeRoleWithOIDC"), 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    provider.mount(mount()).await.unwrap();
+    assert_eq!(cloud.emulator.stats().requests("AssumeRoleWithOIDC"), 2);
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn the_providers_identities_in_the_upstream_order() {
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // (2) provider RRSA, with the token file named by ALICLOUD_OIDC_TOKEN_FILE
+    let token_file = dir.path().join("token");
+    std::fs::write(
+        &token_file,
+        pod_token("kube-system", "csi-secrets-store-provider-alibabacloud"),
+    )
+    .unwrap();
+    let mut env = cloud.rrsa_env();
+    env.push(("ALICLOUD_ROLE_ARN".into(), PROVIDER_ROLE.into()));
+    env.push((
+        "ALICLOUD_OIDC_TOKEN_FILE".into(),
+        token_file.display().to_string(),
+    ));
+    let rrsa = TestProvider::start(cloud.config(), env).await;
+    rrsa.mount(read("test")).await.unwrap();
+    assert_eq!(cloud.emulator.stats().successes("AssumeRoleWithOIDC"), 1);
+    rrsa.stop().await;
+
+    // (3) access key + AssumeRole
+    let mut env = cloud.env();
+    env.push(("ALICLOUD_ROLE_ARN".into(), PROVIDER_ROLE.into()));
+    env.push(("ALICLOUD_ROLE_SESSION_EXPIRATION".into(), "1800".into()));
+    let ram = TestProvider::start(cloud.config(), env).await;
+    ram.mount(read("test")).await.unwrap();
+    let denied = ram.mount(read("binary-test")).await.unwrap_err();
+    assert_eq!(
+        denied.code(),
+        Code::PermissionDenied,
+        "the role, not the key, was used"
+    );
+    assert_eq!(cloud.emulator.stats().successes("AssumeRole"), 1);
+    ram.stop().await;
+
+    // (6) the ECS worker role, when nothing else applies
+    let node = TestProvider::start(cloud.config(), cloud.rrsa_env()).await;
+    node.mount(read("node/bootstrap")).await.unwrap();
+    node.mount(read("test")).await.unwrap();
+    assert_eq!(cloud.emulator.imds_stats().successes("credentials"), 1);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn metadata_server_v2_with_v1_fallback_and_its_disabling() {
+    let cloud = FakeCloud::start(identity_seed()).await;
+    cloud.emulator.set_imds_mode(ImdsMode {
+        hardened: false,
+        tokens_unavailable: true,
+    });
+    let v1 = TestProvider::start(cloud.config(), cloud.rrsa_env()).await;
+    v1.mount(read("node/bootstrap")).await.unwrap();
+    v1.stop().await;
+
+    let mut env = cloud.rrsa_env();
+    env.push(("ALIBABA_CLOUD_IMDSV1_DISABLED".into(), "true".into()));
+    let v2_only = TestProvider::start(cloud.config(), env).await;
+    let status = v2_only.mount(read("node/bootstrap")).await.unwrap_err();
+    assert!(
+        status.message().contains("ECS RAM role: "),
+        "{}",
+        status.message()
+    );
+    v2_only.stop().await;
+
+    let mut env = cloud.rrsa_env();
+    env.push(("ALIBABA_CLOUD_ECS_METADATA_DISABLED".into(), "true".into()));
+    let disabled = TestProvider::start(cloud.config(), env).await;
+    let status = disabled.mount(read("node/bootstrap")).await.unwrap_err();
+    assert!(
+        status
+            .message()
+            .contains("disabled by ALIBABA_CLOUD_ECS_METADATA_DISABLED=true"),
+        "{}",
+        status.message()
+    );
+    disabled.stop().await;
+}
+
+#[tokio::test]
+async fn the_strict_policy_refuses_what_the_node_role_could_read() {
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let mut config = cloud.config();
+    config.identity.policy = IdentityPolicy::Strict;
+    let provider = TestProvider::start(config, cloud.env()).await;
+    let status = provider.mount(read("test")).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status
+            .message()
+            .contains("not allowed by identity.policy = \"strict\""),
+        "{}",
+        status.message()
+    );
+    assert_eq!(cloud.emulator.imds_stats().requests("credentials"), 0);
+    // pod identity and nodePublishSecretRef still work
+    provider
+        .mount(
+            read("team-a/db")
+                .for_pod("team-a", "app-1", "app")
+                .with_pod_identity()
+                .attribute("podRoleArn", TEAM_A_ROLE),
+        )
+        .await
+        .unwrap_err(); // no OIDC provider in cloud.env(): fails closed
+    provider
+        .mount(
+            read("test")
+                .secret("access_key", ACCESS_KEY_ID)
+                .secret("access_secret", ACCESS_KEY_SECRET),
+        )
+        .await
+        .unwrap();
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn cross_account_roles_build_on_the_pods_identity() {
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let mut config = cloud.config();
+    config.identity.cross_account_external_id = EXTERNAL_ID.into();
+    let provider = TestProvider::start(config, cloud.rrsa_env()).await;
+    let mount = Mount::objects(&format!(
+        "- objectName: team-a/db\n- objectName: shared/config\n  crossAccountRoleArn: {SHARED_ROLE}\n"
+    ))
+    .for_pod("team-a", "app-7d9c", "app")
+    .with_pod_identity();
+    let response = provider.mount(mount.clone()).await.unwrap();
+    assert_eq!(files(&response)["shared_config"], "shared-value");
+    assert_eq!(files(&response)["team-a_db"], "team-a-password");
+    // the session name tells pods apart in audit logs
+    let issued = cloud.emulator.issued_credentials();
+    assert!(
+        issued
+            .iter()
+            .any(|c| c.role_arn == SHARED_ROLE && c.session_name == "team-a.app-7d9c"),
+        "{issued:?}"
+    );
+    provider.mount(mount).await.unwrap();
+    assert_eq!(cloud.emulator.stats().requests("AssumeRole"), 1, "cached");
+
+    // team-b's role is not trusted by the shared role
+    let status = provider
+        .mount(
+            Mount::objects(&format!(
+                "- objectName: shared/config\n  crossAccountRoleArn: {SHARED_ROLE}\n"
+            ))
+            .for_pod("team-b", "app-1", "app")
+            .with_pod_identity(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        status
+            .message()
+            .contains("crossAccountRoleArn: STS AssumeRole of"),
+        "{}",
+        status.message()
+    );
+    provider.stop().await;
+
+    // without the ExternalId the role refuses
+    let no_external = TestProvider::start(cloud.config(), cloud.rrsa_env()).await;
+    let status = no_external
+        .mount(
+            Mount::objects(&format!(
+                "- objectName: shared/config\n  crossAccountRoleArn: {SHARED_ROLE}\n"
+            ))
+            .for_pod("team-a", "app-1", "app")
+            .with_pod_identity(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("NoPermission"),
+        "{}",
+        status.message()
+    );
+    no_external.stop().await;
+}
+
+#[tokio::test]
+async fn the_region_comes_from_the_metadata_server_when_nothing_sets_it() {
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let mut config = cloud.config();
+    config.cloud.region = String::new();
+    let provider = TestProvider::start(config, cloud.env()).await;
+    provider.mount(read("test")).await.unwrap();
+    provider.mount(read("test")).await.unwrap();
+    assert_eq!(
+        cloud.emulator.imds_stats().successes("region-id"),
+        1,
+        "looked up once"
+    );
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn slow_sts_is_bounded_by_the_mount_deadline() {
+    let (cloud, provider) = rrsa_cluster().await;
+    cloud
+        .emulator
+        .set_latency(Latency::fixed(Duration::from_secs(4)));
+    let status = provider
+        .mount(
+            read("team-a/db")
+                .for_pod("team-a", "app-1", "app")
+                .with_pod_identity()
+                .timeout(Some(Duration::from_millis(2500))),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::DeadlineExceeded,
+        "{}",
+        status.message()
+    );
+    provider.stop().await;
+}
