@@ -58,3 +58,81 @@ async fn a_trace_level_mount_logs_no_secret() {
         assert!(!text.contains(secret), "{secret} appears in the logs");
     }
 }
+
+#[tokio::test]
+async fn pod_identity_tokens_stay_in_memory_and_out_of_logs_and_errors() {
+    let logs = captured_logs();
+    let before = files_under(&std::env::temp_dir());
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let provider = TestProvider::start(cloud.config(), cloud.rrsa_env()).await;
+    let token = pod_token("team-a", "app");
+    let mount = |namespace: &str| {
+        Mount::objects("- objectName: team-a/db\n")
+            .for_pod(namespace, "app-1", "app")
+            .attribute("usePodServiceAccountToken", "true")
+            .attribute(
+                "csi.storage.k8s.io/serviceAccount.tokens",
+                &tokens_json("sts.aliyuncs.com", &token),
+            )
+    };
+    provider.mount(mount("team-a")).await.unwrap();
+    // a token for another pod's account, and a role that does not trust it
+    let wrong = provider.mount(mount("team-b")).await.unwrap_err();
+    let untrusted = provider
+        .mount(mount("team-a").attribute("podRoleArn", TEAM_B_ROLE))
+        .await
+        .unwrap_err();
+    provider.stop().await;
+
+    let issued = cloud.emulator.issued_credentials();
+    let sts_secrets: Vec<&str> = issued
+        .iter()
+        .flat_map(|c| [c.access_key_secret.as_str(), c.security_token.as_str()])
+        .collect();
+    assert!(!sts_secrets.is_empty());
+    let text = logs.text();
+    for error in [wrong.message(), untrusted.message()] {
+        assert!(!error.contains(&token), "{error}");
+    }
+    assert!(
+        !text.contains(&token),
+        "the pod's token appears in the logs"
+    );
+    for secret in sts_secrets {
+        assert!(
+            !text.contains(secret),
+            "an STS secret or token appears in the logs"
+        );
+    }
+    // no file anywhere under the temp dir holds the token (upstream wrote pod-sa-token-*)
+    for path in files_under(&std::env::temp_dir()).difference(&before) {
+        if let Ok(bytes) = std::fs::read(path) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(&token),
+                "{} holds the token",
+                path.display()
+            );
+        }
+    }
+}
+
+fn files_under(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => {
+                    found.insert(path);
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
