@@ -40,6 +40,7 @@ SCENARIOS = {
     "plugin": (("plugin.yaml",), ()),
     "plugin-volume": (("plugin-volume.yaml",), ()),
     "strict": (("strict.yaml",), ()),
+    "identity": (("identity.yaml",), ()),
     "root-hostnetwork": (("root-hostnetwork.yaml",), ()),
     "upstream-0.6.0": (("upstream-0.6.0.yaml",), ()),
     "no-driver": ((), ("secrets-store-csi-driver.install=false",)),
@@ -410,15 +411,32 @@ def test_rotation(render):
 # === config.toml ===
 
 
+# The [identity] keys of config.toml the chart leaves to the binary: the
+# in-cluster Kubernetes API (the pod's own token and CA) is what the chart
+# deploys. Any other key of config.toml must be a chart value.
+IDENTITY_KEYS_LEFT_TO_THE_BINARY = {"kubernetes_url", "kubernetes_token_file", "kubernetes_ca_file"}
+
+
 def test_default_config_matches_the_binary_defaults(render):
     """The chart's defaults are the binary's (the repository's config.toml),
-    plus the identity policy and the region, which the chart always sets."""
+    plus the region, which the chart always sets; [identity] is compared key by
+    key, except the Kubernetes API keys the chart leaves to the binary."""
     rendered = scenario("defaults", render).config
     shipped = tomllib.loads((REPO / "config.toml").read_text())
-    assert rendered.pop("identity") == {"policy": "upstream"}
     assert rendered["cloud"].pop("region") == ""
     shipped.get("cloud", {}).pop("region", None)
-    shipped.pop("identity", None)
+    left_out = set(shipped["identity"]) - set(rendered["identity"])
+    assert left_out == IDENTITY_KEYS_LEFT_TO_THE_BINARY, (
+        f"[identity] keys of config.toml that are not chart values: {sorted(left_out)}"
+    )
+    for key in IDENTITY_KEYS_LEFT_TO_THE_BINARY:
+        del shipped["identity"][key]
+    drift = {
+        key: {"chart": rendered["identity"].get(key), "config.toml": value}
+        for key, value in shipped["identity"].items()
+        if rendered["identity"].get(key) != value
+    }
+    assert not drift, f"[identity] defaults of the chart differ from config.toml: {drift}"
     # An empty [cloud.endpoints] table and an absent one mean the same.
     for table in (rendered["cloud"], shipped["cloud"]):
         if table.get("endpoints") == {}:
@@ -458,7 +476,52 @@ def test_config_change_restarts_the_pods(render):
 
 
 def test_strict_identity(render):
-    assert scenario("strict", render).config["identity"] == {"policy": "strict"}
+    identity = scenario("strict", render).config["identity"]
+    assert identity["policy"] == "strict"
+    assert identity["oidc_provider_arn"] == ""
+    assert not IDENTITY_KEYS_LEFT_TO_THE_BINARY & set(identity)
+
+
+def test_identity_values(render):
+    """Every [identity] value reaches config.toml with the binary's type."""
+    r = scenario("identity", render)
+    assert r.config["identity"] == {
+        "policy": "upstream",
+        "oidc_provider_arn": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0123456789abcdef0123456789abcdef",
+        "session_duration": "12h",
+        # Digits stay a string: the binary reads a string.
+        "cross_account_external_id": "0123456789",
+        "refresh_margin": "15m",
+        "cache_max_entries": 512,
+        "cache_idle_ttl": "30m",
+        "service_account_cache_ttl": "5m",
+        "metadata_url": "https://imds-proxy.kube-system.svc:8443",
+    }
+    # Provider-level RRSA with the OIDC provider ARN from config.toml only:
+    # no environment variable names it.
+    assert set(r.env) == {"ALICLOUD_ROLE_ARN"}
+    assert r.mount("rrsa-token")["readOnly"] is True
+
+
+def test_external_id_is_escaped(render, tmp_path):
+    """Quotes and backslashes stay in the string (TOML basic string escapes)."""
+    external_id = 'a"b\\c=,.@:/-_'
+    values = tmp_path / "external-id.yaml"
+    values.write_text(yaml.safe_dump({"config": {"identity": {"cross_account_external_id": external_id}}}))
+    r = render((str(values),))
+    assert r.config["identity"]["cross_account_external_id"] == external_id
+
+
+def test_identity_change_restarts_the_pods(render):
+    before = scenario("defaults", render).daemonset["spec"]["template"]["metadata"]["annotations"]
+    after = render(sets=("config.identity.session_duration=2h",)).daemonset["spec"]["template"]["metadata"]["annotations"]
+    assert before["checksum/config"] != after["checksum/config"]
+
+
+@pytest.mark.parametrize("duration", ["15m", "900s", "12h", "11h59m59s", "12h999ms", "1h30m"])
+def test_session_durations_sts_accepts(render, duration):
+    r = render(sets=(f"config.identity.session_duration={duration}", "config.identity.refresh_margin=1m"))
+    assert r.config["identity"]["session_duration"] == duration
 
 
 def test_null_leaves_a_key_to_the_binary(render):
@@ -600,6 +663,60 @@ SCHEMA_ERRORS = {
     ),
     "bad pull policy": (("linux.image.pullPolicy=Sometimes",), "linux.image.pullPolicy", ("IfNotPresent",)),
     "negative uid": (("linux.runAsUser=-1",), "linux.runAsUser", ("minimum", "greater than or equal")),
+    "OIDC provider ARN of a role": (
+        ("config.identity.oidc_provider_arn=acs:ram::1234567890123456:role/ack-rrsa-c1",),
+        "config.identity.oidc_provider_arn",
+        ("oidc-provider",),
+    ),
+    "OIDC provider ARN without account": (
+        ("config.identity.oidc_provider_arn=acs:ram:::oidc-provider/ack-rrsa-c1",),
+        "config.identity.oidc_provider_arn",
+        ("pattern",),
+    ),
+    "session duration without unit": (
+        ("config.identity.session_duration=3600",),
+        "config.identity.session_duration",
+        ("string",),
+    ),
+    "session duration in words": (
+        ("config.identity.session_duration=one hour",),
+        "config.identity.session_duration",
+        ("pattern",),
+    ),
+    "bad refresh margin": (("config.identity.refresh_margin=3 min",), "config.identity.refresh_margin", ("pattern",)),
+    "bad cache idle ttl": (("config.identity.cache_idle_ttl=1d",), "config.identity.cache_idle_ttl", ("pattern",)),
+    "bad service account ttl": (
+        ("config.identity.service_account_cache_ttl=-1s",),
+        "config.identity.service_account_cache_ttl",
+        ("pattern",),
+    ),
+    "empty credential cache": (
+        ("config.identity.cache_max_entries=0",),
+        "config.identity.cache_max_entries",
+        ("minimum", "greater than or equal"),
+    ),
+    "external id as a number": (
+        ("config.identity.cross_account_external_id=12345",),
+        "config.identity.cross_account_external_id",
+        ("string",),
+    ),
+    "metadata url with a path": (
+        ("config.identity.metadata_url=http://100.100.100.200/latest/meta-data",),
+        "config.identity.metadata_url",
+        ("pattern",),
+    ),
+    "metadata url without scheme": (
+        ("config.identity.metadata_url=100.100.100.200",),
+        "config.identity.metadata_url",
+        ("https?://",),
+    ),
+    "metadata url with credentials": (
+        ("config.identity.metadata_url=http://user:pw@100.100.100.200",),
+        "config.identity.metadata_url",
+        ("pattern",),
+    ),
+    "empty metadata url": (("config.identity.metadata_url=",), "config.identity.metadata_url", ("pattern",)),
+    "Kubernetes API key": (("config.identity.kubernetes_url=https://k8s:6443",), "config.identity", ("kubernetes_url",)),
 }
 
 
@@ -648,7 +765,7 @@ TEMPLATE_ERRORS = {
                 "envVarsFromSecret.ALICLOUD_ROLE_ARN.key=rolearn",
             ),
         ),
-        "rrsa.enable needs the cluster's OIDC provider",
+        "or config.identity.oidc_provider_arn",
     ),
     "half of the RRSA ids": (((), ("rrsa.accountId=123",)), "rrsa.accountId and rrsa.clusterId go together"),
     "duplicate env": (
@@ -674,6 +791,45 @@ TEMPLATE_ERRORS = {
     "volume and configmaps": (
         (("plugin-volume.yaml",), ("pluginFiles.configMaps={a}",)),
         "pluginFiles.volume cannot be combined",
+    ),
+    "session shorter than STS allows": (
+        ((), ("config.identity.session_duration=10m",)),
+        "config.identity.session_duration is 10m: STS issues credentials for 15m to 12h",
+    ),
+    "session just under 15 minutes": (
+        ((), ("config.identity.session_duration=899s999ms", "config.identity.refresh_margin=1m")),
+        "config.identity.session_duration is 899s999ms: STS issues credentials for 15m to 12h",
+    ),
+    "session longer than STS allows": (
+        ((), ("config.identity.session_duration=12h1s",)),
+        "config.identity.session_duration is 12h1s: STS issues credentials for 15m to 12h",
+    ),
+    "session of a huge number": (
+        ((), ("config.identity.session_duration=99999999999999999999s",)),
+        "config.identity.session_duration is 99999999999999999999s",
+    ),
+    "refresh margin as long as the session": (
+        ((), ("config.identity.session_duration=15m", "config.identity.refresh_margin=900s")),
+        "config.identity.refresh_margin (900s) must be shorter than config.identity.session_duration (15m)",
+    ),
+    "OIDC provider ARN twice (environment)": (
+        (("rrsa-seed.yaml",), ("config.identity.oidc_provider_arn=acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",)),
+        "config.identity.oidc_provider_arn is ignored when ALICLOUD_OIDC_PROVIDER_ARN",
+    ),
+    "OIDC provider ARN twice (ids)": (
+        (("rrsa-ids.yaml",), ("config.identity.oidc_provider_arn=acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",)),
+        "config.identity.oidc_provider_arn is ignored when ALICLOUD_OIDC_PROVIDER_ARN",
+    ),
+    "OIDC provider ARN twice (linux.env)": (
+        (
+            (),
+            (
+                "config.identity.oidc_provider_arn=acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",
+                "linux.env[0].name=ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                "linux.env[0].value=acs:ram::1234567890123456:oidc-provider/ack-rrsa-c2",
+            ),
+        ),
+        "config.identity.oidc_provider_arn is ignored when ALICLOUD_OIDC_PROVIDER_ARN",
     ),
 }
 
@@ -788,6 +944,35 @@ def test_notes_warn_about_what_will_not_work(helm, chart):
         ("secrets-store-csi-driver.tokenRequests=null",),
     )
     assert "Identity policy: strict" in text
+    # The provider's own role is named; the OIDC provider ARN is not (pod
+    # identity uses it), and it is configured.
+    assert "NOTE: rrsa.enable, ALICLOUD_ROLE_ARN give the provider credentials" in text
     assert "which the strict policy never uses" in text
+    assert "no OIDC provider ARN is configured" not in text
     assert "tokenRequests has no audience sts.aliyuncs.com" in text
     assert "system:serviceaccount:kube-system:csi-secrets-store-provider-alibabacloud" in text
+
+
+def test_notes_strict_names_unused_access_keys(helm, chart):
+    text = notes(helm, chart, ("aksk-seed.yaml",), ("config.identity.policy=strict",))
+    assert "NOTE: ACCESS_KEY_ID, SECRET_ACCESS_KEY, ALICLOUD_ROLE_ARN give the provider credentials" in text
+    # Nothing names the cluster's OIDC provider: pod-level RRSA cannot work.
+    assert "no OIDC provider ARN is configured" in text
+    assert "config.identity.oidc_provider_arn" in text
+
+
+def test_notes_strict_with_oidc_provider_from_config(helm, chart):
+    text = notes(
+        helm, chart, ("strict.yaml",),
+        ("config.identity.oidc_provider_arn=acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",),
+    )
+    assert "Identity policy: strict" in text
+    assert "NOTE" not in text
+
+
+def test_notes_without_service_account_lookup_ask_for_pod_role_arn(helm, chart):
+    text = notes(helm, chart, ("strict.yaml",))
+    assert "rbac.readServiceAccounts is false" in text
+    assert 'usePodServiceAccountToken: "true"' in text
+    assert "podRoleArn: acs:ram::<account-id>:role/<role-name>" in text
+    assert "podRoleArn" not in notes(helm, chart)

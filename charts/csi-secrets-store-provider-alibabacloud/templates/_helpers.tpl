@@ -103,6 +103,39 @@ Whole seconds (rounded up) of a duration written as a sequence of <n>h, <n>m,
 {{- end -}}
 
 {{/*
+A duration as config.toml writes it (a sequence of <n>h, <n>m, <n>s, <n>ms,
+<n>us, <n>µs, <n>ns), as JSON {"s": whole seconds, "ns": the rest in
+nanoseconds}, exactly, as the binary reads it. A number of more than 12 digits
+saturates the seconds (far beyond any range the chart checks).
+*/}}
+{{- define "csspa.duration" -}}
+{{- $s := 0 -}}
+{{- $ns := 0 -}}
+{{- range regexFindAll "[0-9]+(ns|us|µs|ms|h|m|s)" (toString .) -1 -}}
+{{- $digits := regexFind "^[0-9]+" . -}}
+{{- if gt (len $digits) 12 -}}{{- $s = add $s 1000000000000000 -}}
+{{- else -}}
+{{- $n := $digits | int64 -}}
+{{- if hasSuffix "ns" . -}}{{- $ns = add $ns $n -}}
+{{- else if or (hasSuffix "us" .) (hasSuffix "µs" .) -}}{{- $ns = add $ns (mul $n 1000) -}}
+{{- else if hasSuffix "ms" . -}}{{- $ns = add $ns (mul $n 1000000) -}}
+{{- else if hasSuffix "h" . -}}{{- $s = add $s (mul $n 3600) -}}
+{{- else if hasSuffix "m" . -}}{{- $s = add $s (mul $n 60) -}}
+{{- else -}}{{- $s = add $s $n -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- dict "s" (add $s (div $ns 1000000000)) "ns" (mod $ns 1000000000) | toJson -}}
+{{- end -}}
+
+{{/* Whether duration a (arg 0) is shorter than duration b (arg 1): "true" or "". */}}
+{{- define "csspa.durationLess" -}}
+{{- $a := include "csspa.duration" (index . 0) | fromJson -}}
+{{- $b := include "csspa.duration" (index . 1) | fromJson -}}
+{{- if or (lt (int64 $a.s) (int64 $b.s)) (and (eq (int64 $a.s) (int64 $b.s)) (lt (int64 $a.ns) (int64 $b.ns))) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
 TOML rendering of config.toml. Values arrive from YAML (numbers as float64),
 so integral numbers are printed as integers; strings use JSON escapes, which
 are valid TOML basic strings.
@@ -197,6 +230,19 @@ regionId, and relative plugin paths resolved under the plugin directory.
 {{- end -}}
 
 {{/*
+Whether the environment names the cluster's OIDC provider ("true" or ""):
+ALICLOUD_OIDC_PROVIDER_ARN (or the SDK name), or the account and cluster ids.
+The binary then ignores identity.oidc_provider_arn.
+*/}}
+{{- define "csspa.oidcFromEnv" -}}
+{{- $has := dict -}}
+{{- range list "ALICLOUD_OIDC_PROVIDER_ARN" "ALIBABA_CLOUD_OIDC_PROVIDER_ARN" "ALICLOUD_ACCOUNT_ID" "ALICLOUD_CLUSTER_ID" -}}
+{{- if include "csspa.hasEnv" (dict "root" $ "name" .) -}}{{- $_ := set $has . true -}}{{- end -}}
+{{- end -}}
+{{- if or $has.ALICLOUD_OIDC_PROVIDER_ARN $has.ALIBABA_CLOUD_OIDC_PROVIDER_ARN (and $has.ALICLOUD_ACCOUNT_ID $has.ALICLOUD_CLUSTER_ID) (and .Values.rrsa.accountId .Values.rrsa.clusterId) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
 Checks across values that the schema cannot express. Each failure says what to
 change.
 */}}
@@ -230,13 +276,25 @@ change.
 {{- fail (printf "linux.providersDir (%s) and secrets-store-csi-driver.linux.providersDir (%s) differ: the driver would not find the provider's socket" .Values.linux.providersDir $driverDir) -}}
 {{- end -}}
 {{- end -}}
+{{- $identity := default dict (default dict .Values.config).identity -}}
 {{- if .Values.rrsa.enable -}}
 {{- if not (or (include "csspa.hasEnv" (dict "root" . "name" "ALICLOUD_ROLE_ARN")) (include "csspa.hasEnv" (dict "root" . "name" "ALIBABA_CLOUD_ROLE_ARN"))) -}}
 {{- fail "rrsa.enable needs the RAM role to assume: set envVarsFromSecret.ALICLOUD_ROLE_ARN (for example {secretKeyRef: alibaba-credentials, key: rolearn})" -}}
 {{- end -}}
-{{- $oidc := or (include "csspa.hasEnv" (dict "root" . "name" "ALICLOUD_OIDC_PROVIDER_ARN")) (include "csspa.hasEnv" (dict "root" . "name" "ALIBABA_CLOUD_OIDC_PROVIDER_ARN")) -}}
-{{- if not (or $oidc (and .Values.rrsa.accountId .Values.rrsa.clusterId)) -}}
-{{- fail "rrsa.enable needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN, or both rrsa.accountId and rrsa.clusterId" -}}
+{{- if not (or (include "csspa.oidcFromEnv" .) $identity.oidc_provider_arn) -}}
+{{- fail "rrsa.enable needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN, or both rrsa.accountId and rrsa.clusterId, or config.identity.oidc_provider_arn" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $identity.oidc_provider_arn (include "csspa.oidcFromEnv" .) -}}
+{{- fail "config.identity.oidc_provider_arn is ignored when ALICLOUD_OIDC_PROVIDER_ARN (envVarsFromSecret or linux.env) or rrsa.accountId and rrsa.clusterId are set: the environment takes precedence; keep one" -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $identity.session_duration) -}}
+{{- $d := include "csspa.duration" $identity.session_duration | fromJson -}}
+{{- if or (lt (int64 $d.s) 900) (gt (int64 $d.s) 43200) -}}
+{{- fail (printf "config.identity.session_duration is %s: STS issues credentials for 15m to 12h (DurationSeconds 900 to 43200); set a duration in that range, e.g. 1h" $identity.session_duration) -}}
+{{- end -}}
+{{- if and (not (kindIs "invalid" $identity.refresh_margin)) (not (include "csspa.durationLess" (list $identity.refresh_margin $identity.session_duration))) -}}
+{{- fail (printf "config.identity.refresh_margin (%s) must be shorter than config.identity.session_duration (%s): credentials are refreshed that long before they expire" $identity.refresh_margin $identity.session_duration) -}}
 {{- end -}}
 {{- end -}}
 {{- if and (or .Values.rrsa.accountId .Values.rrsa.clusterId) (not (and .Values.rrsa.accountId .Values.rrsa.clusterId)) -}}
