@@ -501,6 +501,16 @@ impl CloudSession {
         }
     }
 
+    /// What the Mount brought (pod, tokens, nodePublishSecretRef).
+    pub fn mount_identity(&self) -> &identity::OwnedMountIdentity {
+        self.auth.identity()
+    }
+
+    /// The Mount's deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// Makes one call with the Mount's (or the cross-account) credentials.
     pub async fn call(&self, call: &ApiCall) -> Result<ApiResponse, ApiError> {
         let region = self.region.as_deref().map_err(|why| {

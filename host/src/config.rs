@@ -209,6 +209,13 @@ pub struct PluginLimits {
     pub timeout: Duration,
     /// Largest object a plugin may return.
     pub max_output_bytes: usize,
+    /// Host calls (cloud, HTTP, identity) one fetch may make.
+    pub max_host_calls: u32,
+    /// Timeout of one HTTP request a plugin makes.
+    #[serde(deserialize_with = "duration")]
+    pub http_timeout: Duration,
+    /// Largest HTTP answer a plugin may receive.
+    pub http_max_response_bytes: usize,
 }
 
 impl Default for PluginLimits {
@@ -217,8 +224,32 @@ impl Default for PluginLimits {
             memory_limit_mib: 64,
             timeout: Duration::from_secs(10),
             max_output_bytes: 4 << 20,
+            max_host_calls: 32,
+            http_timeout: Duration::from_secs(5),
+            http_max_response_bytes: 1 << 20,
         }
     }
+}
+
+/// What a plugin may use beyond `fetch` and `log` (`[plugins.<type>.capabilities]`).
+/// Everything is denied unless granted here.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capabilities {
+    /// Origins the plugin may send HTTP requests to, `https://host[:port]`
+    /// (plain `http://` only when written so).
+    pub http: Vec<String>,
+    /// Whether HTTP may reach loopback, link-local and cloud metadata addresses.
+    pub allow_internal_addresses: bool,
+    /// Signed Alibaba Cloud calls with the Mount's identity; default: yes for
+    /// built-in plugins, no for component files.
+    pub alibaba_cloud: Option<bool>,
+    /// Audiences of the pod's service-account tokens the plugin may read.
+    pub service_account_audiences: Vec<String>,
+    /// Keys of the volume's nodePublishSecretRef the plugin may read.
+    pub node_publish_secret_keys: Vec<String>,
+    /// Whether the plugin may read the pod's namespace, name, UID and service account.
+    pub pod_info: bool,
 }
 
 /// One `[plugins.<objectType>]` table.
@@ -239,9 +270,28 @@ pub struct PluginRoute {
     pub timeout: Option<Duration>,
     /// Overrides `plugin_defaults.max_output_bytes`.
     pub max_output_bytes: Option<usize>,
+    /// Overrides `plugin_defaults.max_host_calls`.
+    pub max_host_calls: Option<u32>,
+    /// Overrides `plugin_defaults.http_timeout`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub http_timeout: Option<Duration>,
+    /// Overrides `plugin_defaults.http_max_response_bytes`.
+    pub http_max_response_bytes: Option<usize>,
+    /// What the plugin may use.
+    #[serde(default)]
+    pub capabilities: Capabilities,
     /// Settings passed to the plugin as key/value strings.
     #[serde(default)]
     pub config: BTreeMap<String, toml::Value>,
+}
+
+impl PluginRoute {
+    /// Whether the plugin may make signed Alibaba Cloud calls.
+    pub fn grants_alibaba_cloud(&self) -> bool {
+        self.capabilities
+            .alibaba_cloud
+            .unwrap_or(self.builtin.is_some())
+    }
 }
 
 fn yes() -> bool {
@@ -476,6 +526,19 @@ impl Config {
                 _ => {}
             }
             check_plugin_limits(&key, &self.limits_for(route))?;
+            for origin in &route.capabilities.http {
+                if let Err(message) = crate::plugin::egress::parse_origin(origin) {
+                    return invalid(&format!("{key}.capabilities.http"), message);
+                }
+            }
+            for audience in &route.capabilities.service_account_audiences {
+                if audience.is_empty() {
+                    return invalid(
+                        &format!("{key}.capabilities.service_account_audiences"),
+                        "an audience must not be empty".into(),
+                    );
+                }
+            }
             for (k, v) in &route.config {
                 if plugin_config_value(v).is_none() {
                     return invalid(
@@ -495,6 +558,11 @@ impl Config {
             memory_limit_mib: route.memory_limit_mib.unwrap_or(d.memory_limit_mib),
             timeout: route.timeout.unwrap_or(d.timeout),
             max_output_bytes: route.max_output_bytes.unwrap_or(d.max_output_bytes),
+            max_host_calls: route.max_host_calls.unwrap_or(d.max_host_calls),
+            http_timeout: route.http_timeout.unwrap_or(d.http_timeout),
+            http_max_response_bytes: route
+                .http_max_response_bytes
+                .unwrap_or(d.http_max_response_bytes),
         }
     }
 }
@@ -525,6 +593,15 @@ fn check_plugin_limits(key: &str, limits: &PluginLimits) -> Result<(), ConfigErr
     }
     if limits.max_output_bytes == 0 {
         return invalid("max_output_bytes", "must be at least 1");
+    }
+    if limits.max_host_calls == 0 {
+        return invalid("max_host_calls", "must be at least 1");
+    }
+    if limits.http_timeout.is_zero() {
+        return invalid("http_timeout", "must be more than 0, e.g. \"5s\"");
+    }
+    if limits.http_max_response_bytes == 0 {
+        return invalid("http_max_response_bytes", "must be at least 1");
     }
     Ok(())
 }

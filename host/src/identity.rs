@@ -46,6 +46,11 @@ impl MountAuth {
         }
     }
 
+    /// What the Mount brought (pod, tokens, nodePublishSecretRef).
+    pub fn identity(&self) -> &OwnedMountIdentity {
+        &self.identity
+    }
+
     /// The credentials for a call: the Mount's own, or those of
     /// `cross_account` assumed from them.
     pub async fn credentials(

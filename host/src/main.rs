@@ -197,6 +197,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let grace = config.limits.shutdown_grace;
     let provider = Provider::new(config, args.region.clone(), std::env::vars().collect())
+        .await
         .map_err(|e| UsageError(e.to_string()))?;
     let provider = Arc::new(provider);
 

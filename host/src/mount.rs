@@ -128,7 +128,7 @@ impl MountError {
 impl Provider {
     /// Builds the provider from its configuration; `region` is the --region
     /// flag; `env` is the process environment (read once, here).
-    pub fn new(
+    pub async fn new(
         config: Config,
         region: Option<String>,
         env: Vec<(String, String)>,
@@ -138,7 +138,7 @@ impl Provider {
             Some(r) => return Err(StartError::Region(r)),
             None => Some(config.cloud.region.clone()).filter(|r| !r.is_empty()),
         };
-        let plugins = PluginRuntime::load(&config)?;
+        let plugins = PluginRuntime::load(&config).await?;
         let cloud = Arc::new(
             CloudClient::new(&config.cloud, env.iter().cloned()).map_err(StartError::Cloud)?,
         );
@@ -536,9 +536,9 @@ fn classify(error: &PluginError) -> FailureKind {
         PluginError::Fetch(FetchError::Other(_)) => FailureKind::Internal,
         PluginError::Trapped { .. } => FailureKind::Internal,
         PluginError::TimedOut { .. } => FailureKind::DeadlineExceeded,
-        PluginError::MemoryLimit { .. } | PluginError::OutputTooLarge { .. } => {
-            FailureKind::ResourceExhausted
-        }
+        PluginError::MemoryLimit { .. }
+        | PluginError::OutputTooLarge { .. }
+        | PluginError::HostCallLimit { .. } => FailureKind::ResourceExhausted,
     }
 }
 

@@ -8,7 +8,9 @@
 //! that object with a clear error; the process and other Mounts carry on.
 
 mod bindings;
+pub mod egress;
 mod host;
+mod load;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,8 +25,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::cloud::CloudSession;
 use crate::config::{Config, PluginLimits, plugin_config_value};
 
-pub use bindings::alibabacloud_csi::plugin::types::{FetchError, FetchedObject, ObjectRequest};
+pub use bindings::alibabacloud_csi::plugin::types::{
+    FetchError, FetchedObject, ObjectRequest, Parameter, PluginInfo,
+};
 use bindings::{Backend, BackendPre};
+pub use load::{HOST_WIT_VERSION, ImportReport, WIT_VERSION_SECTION, inspect};
 
 /// How often the epoch advances; the granularity of plugin deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -74,6 +79,33 @@ pub struct Plugin {
     pre: BackendPre<PluginState>,
     limits: PluginLimits,
     config: Vec<(String, String)>,
+    grants: Arc<Grants>,
+    info: PluginInfo,
+}
+
+/// What the operator granted a plugin (`[plugins.<type>.capabilities]`) and
+/// the host-call budget of one fetch.
+#[derive(Debug)]
+pub struct Grants {
+    /// Signed Alibaba Cloud calls.
+    pub alibaba_cloud: bool,
+    /// Outbound HTTP, when any origin is allowed.
+    pub egress: Option<egress::Egress>,
+    /// Audiences of service-account tokens it may read.
+    pub audiences: Vec<String>,
+    /// nodePublishSecretRef keys it may read.
+    pub secret_keys: Vec<String>,
+    /// Whether it may read the pod's identity.
+    pub pod_info: bool,
+    /// Host calls one fetch may make.
+    pub max_host_calls: u32,
+}
+
+impl Grants {
+    /// Whether any part of the `identity` interface is granted.
+    pub fn identity(&self) -> bool {
+        self.pod_info || !self.audiences.is_empty() || !self.secret_keys.is_empty()
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -139,6 +171,16 @@ pub enum PluginError {
         plugin: String,
         /// The cap.
         limit_mib: u64,
+    },
+    /// The plugin made more host calls than allowed.
+    #[error(
+        "the {plugin} plugin made more than {limit} host calls in one fetch (config key plugins.{plugin}.max_host_calls)"
+    )]
+    HostCallLimit {
+        /// Plugin objectType.
+        plugin: String,
+        /// The cap.
+        limit: u32,
     },
     /// The plugin returned more bytes than allowed.
     #[error(
@@ -212,9 +254,11 @@ fn engine(slots: u32, max_memory_bytes: u64) -> Result<Engine, String> {
 }
 
 impl PluginRuntime {
-    /// Compiles and links every plugin the config routes. Any failure stops
-    /// start-up with the route's key in the message.
-    pub fn load(config: &Config) -> Result<PluginRuntime, LoadError> {
+    /// Compiles and links every plugin the config routes, checks what each
+    /// imports against what the config grants, and runs each plugin's
+    /// `describe` and `validate`. Any failure stops start-up with the route's
+    /// key in the message.
+    pub async fn load(config: &Config) -> Result<PluginRuntime, LoadError> {
         let slots = config.limits.fetch_concurrency.min(u32::MAX as usize / 4) as u32;
         let max_memory = config
             .plugins
@@ -228,19 +272,20 @@ impl PluginRuntime {
             source_desc: "the engine".into(),
             reason,
         })?;
-        let mut linker = Linker::<PluginState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| {
-                Backend::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
-            })
-            .map_err(|e| LoadError {
-                object_type: "*".into(),
-                source_desc: "the host interfaces".into(),
-                reason: e.to_string(),
-            })?;
+        let linker = linker(&engine).map_err(|reason| LoadError {
+            object_type: "*".into(),
+            source_desc: "the host interfaces".into(),
+            reason,
+        })?;
+        let mut runtime = PluginRuntime {
+            engine,
+            plugins: BTreeMap::new(),
+            slots: Semaphore::new(slots as usize),
+            _ticker: EpochTicker::start_placeholder(),
+        };
+        runtime._ticker = EpochTicker::start(&runtime.engine);
 
         let mut compiled: BTreeMap<PluginSource, Component> = BTreeMap::new();
-        let mut plugins = BTreeMap::new();
         for (object_type, route) in &config.plugins {
             let source = match (&route.builtin, &route.path) {
                 (Some(name), _) => PluginSource::Builtin(name.clone()),
@@ -255,43 +300,153 @@ impl PluginRuntime {
             let component = match compiled.get(&source) {
                 Some(component) => component.clone(),
                 None => {
-                    let component = compile(&engine, &source).map_err(fail)?;
+                    let component = load::compile(&runtime.engine, &source).map_err(fail)?;
                     compiled.insert(source.clone(), component.clone());
                     component
                 }
             };
+            let limits = config.limits_for(route);
+            let grants = load::grants(route, &limits).map_err(fail)?;
+            load::check_imports(&runtime.engine, &component, &grants, object_type).map_err(fail)?;
             let pre = linker
                 .instantiate_pre(&component)
                 .and_then(BackendPre::new)
                 .map_err(|e| {
                     fail(format!(
-                        "it does not fit this host's plugin interface (alibabacloud-csi:plugin@0.1.0, world backend): {}",
+                        "it does not fit this host's plugin interface ({}, world backend): {}",
+                        HOST_WIT_VERSION,
                         error_text(&e.into())
                     ))
                 })?;
-            let plugin_config = route
+            let plugin_config: Vec<(String, String)> = route
                 .config
                 .iter()
                 .filter_map(|(k, v)| plugin_config_value(v).map(|v| (k.clone(), v)))
                 .collect();
-            plugins.insert(
-                object_type.clone(),
-                Arc::new(Plugin {
-                    object_type: object_type.clone(),
-                    source,
-                    pre,
-                    limits: config.limits_for(route),
-                    config: plugin_config,
-                }),
+            let mut plugin = Plugin {
+                object_type: object_type.clone(),
+                source: source.clone(),
+                pre,
+                limits,
+                config: plugin_config,
+                grants: Arc::new(grants),
+                info: PluginInfo {
+                    name: String::new(),
+                    version: String::new(),
+                    description: String::new(),
+                    config: Vec::new(),
+                    parameters: Vec::new(),
+                },
+            };
+            plugin.info = runtime.describe(&plugin).await.map_err(fail)?;
+            runtime
+                .validate(&plugin)
+                .await
+                .map_err(|e| fail(format!("its configuration is refused: {e}")))?;
+            tracing::info!(
+                object_type = %object_type,
+                plugin = %plugin.info.name,
+                version = %plugin.info.version,
+                source = %source,
+                "plugin loaded"
             );
+            runtime
+                .plugins
+                .insert(object_type.clone(), Arc::new(plugin));
         }
-        let ticker = EpochTicker::start(&engine);
-        Ok(PluginRuntime {
-            engine,
-            plugins,
-            slots: Semaphore::new(slots as usize),
-            _ticker: ticker,
-        })
+        Ok(runtime)
+    }
+
+    /// What the plugin for `object_type` says about itself.
+    pub fn info(&self, object_type: &str) -> Option<&PluginInfo> {
+        self.plugins.get(object_type).map(|p| &p.info)
+    }
+
+    async fn describe(&self, plugin: &Plugin) -> Result<PluginInfo, String> {
+        let deadline = Instant::now() + plugin.limits.timeout;
+        let (mut store, stderr) = self.store(plugin, None, deadline, Arc::from("load"));
+        let call = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        };
+        match tokio::time::timeout_at((deadline + EPOCH_TICK).into(), call).await {
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(e)) => Err(format!(
+                "describe failed: {}",
+                trap_text(&e.into(), &stderr)
+            )),
+            Err(_) => Err(format!(
+                "describe did not return within {:?}",
+                plugin.limits.timeout
+            )),
+        }
+    }
+
+    async fn validate(&self, plugin: &Plugin) -> Result<(), String> {
+        let deadline = Instant::now() + plugin.limits.timeout;
+        let (mut store, stderr) = self.store(plugin, None, deadline, Arc::from("load"));
+        let call = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_validate(&mut store, &plugin.config).await
+        };
+        match tokio::time::timeout_at((deadline + EPOCH_TICK).into(), call).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(format!(
+                "validate failed: {}",
+                trap_text(&e.into(), &stderr)
+            )),
+            Err(_) => Err(format!(
+                "validate did not return within {:?}",
+                plugin.limits.timeout
+            )),
+        }
+    }
+
+    /// A fresh store for one call of `plugin`: no WASI capabilities, the
+    /// plugin's memory cap, an epoch deadline that yields every tick.
+    fn store(
+        &self,
+        plugin: &Plugin,
+        session: Option<Arc<CloudSession>>,
+        deadline: Instant,
+        mount: Arc<str>,
+    ) -> (Store<PluginState>, CappedPipe) {
+        let stderr = CappedPipe::new(STDERR_CAP);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            PluginState {
+                wasi,
+                table: ResourceTable::new(),
+                limiter: MemoryLimiter {
+                    max_bytes: (plugin.limits.memory_limit_mib << 20) as usize,
+                    exceeded: false,
+                },
+                session,
+                grants: plugin.grants.clone(),
+                plugin: plugin.object_type.clone(),
+                mount,
+                deadline,
+                log_lines: 0,
+                host_calls: 0,
+                host_call_limit_hit: false,
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|context| {
+            if Instant::now() >= context.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        (store, stderr)
     }
 
     /// The routed objectTypes.
@@ -337,47 +492,14 @@ impl PluginRuntime {
             after: deadline.saturating_duration_since(started),
             cause: cause.replace("<type>", &name),
         };
-
-        let stderr = CappedPipe::new(STDERR_CAP);
-        let wasi = WasiCtx::builder()
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let memory_limit = plugin.limits.memory_limit_mib << 20;
-        let mut store = Store::new(
-            &self.engine,
-            PluginState {
-                wasi,
-                table: ResourceTable::new(),
-                limiter: MemoryLimiter {
-                    max_bytes: memory_limit as usize,
-                    exceeded: false,
-                },
-                session,
-                plugin: name.clone(),
-                mount: mount_label,
-                deadline,
-                log_lines: 0,
-            },
-        );
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|context| {
-            if Instant::now() >= context.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-
+        let (mut store, stderr) = self.store(plugin, Some(session), deadline, mount_label);
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             instance.call_fetch(&mut store, &request).await
         };
         let outcome = tokio::time::timeout_at((deadline + EPOCH_TICK).into(), call).await;
         let memory_exceeded = store.data().limiter.exceeded;
+        let host_call_limit_hit = store.data().host_call_limit_hit;
         match outcome {
             Err(_elapsed) => Err(timed_out()),
             Ok(Err(error)) => {
@@ -388,16 +510,16 @@ impl PluginRuntime {
                         limit_mib: plugin.limits.memory_limit_mib,
                     });
                 }
+                if host_call_limit_hit {
+                    return Err(PluginError::HostCallLimit {
+                        plugin: name,
+                        limit: plugin.limits.max_host_calls,
+                    });
+                }
                 if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
                     return Err(timed_out());
                 }
-                let mut message = match error.downcast_ref::<Trap>() {
-                    Some(trap) => format!("wasm trap: {trap}"),
-                    None => error_text(&error),
-                };
-                if let Some(panic) = stderr.summary() {
-                    message = format!("{message} (plugin stderr: {panic})");
-                }
+                let message = trap_text(&error, &stderr);
                 tracing::warn!(plugin = %name, error = %message, "plugin trapped");
                 Err(PluginError::Trapped {
                     plugin: name,
@@ -419,37 +541,32 @@ impl PluginRuntime {
     }
 }
 
-fn compile(engine: &Engine, source: &PluginSource) -> Result<Component, String> {
-    match source {
-        PluginSource::Builtin(name) => {
-            let bytes = match name.as_str() {
-                "kms" => BUILTIN_KMS,
-                "oos" => BUILTIN_OOS,
-                other => return Err(format!("no built-in plugin is called {other:?}")),
-            };
-            Component::new(engine, bytes).map_err(|e| error_text(&e.into()))
-        }
-        PluginSource::File(path) => {
-            let bytes = std::fs::read(path).map_err(|e| {
-                format!("cannot read the file: {e}; check plugins.<type>.path and the volume that holds it")
-            })?;
-            if wasmparser::Parser::is_core_wasm(&bytes) {
-                return Err(
-                    "it is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target (or convert it with wasm-tools component new)".into(),
-                );
-            }
-            Component::new(engine, &bytes).map_err(|e| {
-                format!(
-                    "it is not a valid WebAssembly component: {}",
-                    error_text(&e.into())
-                )
-            })
-        }
+/// The linker every plugin is instantiated with: WASI (granting nothing) and
+/// the plugin interfaces.
+fn linker(engine: &Engine) -> Result<Linker<PluginState>, String> {
+    let mut linker = Linker::<PluginState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .and_then(|()| {
+            Backend::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(linker)
+}
+
+/// A trap's reason, with the plugin's first stderr lines (a panic message).
+fn trap_text(error: &anyhow::Error, stderr: &CappedPipe) -> String {
+    let mut message = match error.downcast_ref::<Trap>() {
+        Some(trap) => format!("wasm trap: {trap}"),
+        None => error_text(error),
+    };
+    if let Some(panic) = stderr.summary() {
+        message = format!("{message} (plugin stderr: {panic})");
     }
+    message
 }
 
 /// The root cause of a wasmtime error, without the backtrace.
-fn error_text(error: &anyhow::Error) -> String {
+pub(crate) fn error_text(error: &anyhow::Error) -> String {
     let mut parts: Vec<String> = error.chain().map(|e| e.to_string()).collect();
     parts.dedup();
     parts
@@ -464,11 +581,15 @@ pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
-    session: Arc<CloudSession>,
+    /// The Mount's cloud access; none while loading (describe, validate).
+    session: Option<Arc<CloudSession>>,
+    grants: Arc<Grants>,
     plugin: String,
     mount: Arc<str>,
     deadline: Instant,
     log_lines: u32,
+    host_calls: u32,
+    host_call_limit_hit: bool,
 }
 
 impl WasiView for PluginState {
@@ -584,6 +705,10 @@ impl tokio::io::AsyncWrite for CappedPipe {
 struct EpochTicker;
 
 impl EpochTicker {
+    fn start_placeholder() -> EpochTicker {
+        EpochTicker
+    }
+
     fn start(engine: &Engine) -> EpochTicker {
         let weak = engine.weak();
         std::thread::Builder::new()

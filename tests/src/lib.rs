@@ -192,6 +192,24 @@ pub fn built_plugin(file: &str) -> PathBuf {
     Path::new(provider::plugin::BUILT_PLUGIN_DIR).join(file)
 }
 
+/// A route to the testing plugin with every capability granted (its cases
+/// need them); tests of the grants narrow it.
+pub fn testing_route() -> provider::config::PluginRoute {
+    provider::config::PluginRoute {
+        path: Some(built_plugin("testing_plugin.wasm")),
+        enabled: true,
+        capabilities: provider::config::Capabilities {
+            http: vec!["https://example.invalid".into()],
+            allow_internal_addresses: false,
+            alibaba_cloud: Some(true),
+            service_account_audiences: vec!["vault".into()],
+            node_publish_secret_keys: vec!["vault_token".into()],
+            pod_info: true,
+        },
+        ..provider::config::PluginRoute::default()
+    }
+}
+
 /// The provider serving a real Unix socket in a temporary directory.
 pub struct TestProvider {
     /// The provider (for its counters and config).
@@ -206,7 +224,11 @@ pub struct TestProvider {
 impl TestProvider {
     /// Starts the provider with `config` and `env` as its environment.
     pub async fn start(config: Config, env: Vec<(String, String)>) -> TestProvider {
-        let provider = Arc::new(Provider::new(config, None, env).expect("starting the provider"));
+        let provider = Arc::new(
+            Provider::new(config, None, env)
+                .await
+                .expect("starting the provider"),
+        );
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join(provider::server::SOCKET_FILE);
         let listener = provider::server::bind_socket(&socket).unwrap();

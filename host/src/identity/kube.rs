@@ -112,10 +112,9 @@ impl KubeConfig {
 /// Why a ServiceAccount could not be read. Messages never hold the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KubeError {
-    /// No Kubernetes client: the provider does not run in a cluster.
+    /// No Kubernetes client: not in a cluster, or no API token mounted.
     #[error(
-        "cannot read ServiceAccount {namespace}/{name}: the provider is not running in a Kubernetes cluster ({} is not set), so it cannot read the annotation {}; name the role in the SecretProviderClass parameter podRoleArn instead",
-        ENV_SERVICE_HOST,
+        "cannot read ServiceAccount {namespace}/{name}: the provider has no Kubernetes API access (not in a cluster, or no API token mounted, e.g. chart value rbac.readServiceAccounts=false), so it cannot read the annotation {}; name the role in the SecretProviderClass parameter podRoleArn instead",
         ROLE_ARN_ANNOTATION
     )]
     NotInCluster {
@@ -1157,10 +1156,7 @@ mod tests {
         assert!(!lookup.in_cluster());
         let error = lookup.role_arn("team-a", "app").await.unwrap_err();
         let text = error.to_string();
-        assert!(
-            text.contains("not running in a Kubernetes cluster"),
-            "{text}"
-        );
+        assert!(text.contains("no Kubernetes API access"), "{text}");
         assert!(
             text.contains("podRoleArn") && text.contains("team-a/app"),
             "{text}"

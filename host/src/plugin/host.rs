@@ -1,9 +1,36 @@
-//! The host side of the plugin imports: signed Alibaba Cloud calls and logging.
+//! The host side of the plugin imports: signed Alibaba Cloud calls, outbound
+//! HTTP, the pod's identity and logging — each checked against what the
+//! operator granted, and counted against the fetch's host-call budget.
 
 use super::PluginState;
-use super::bindings::alibabacloud_csi::plugin::{alibaba_cloud, log, types};
+use super::bindings::alibabacloud_csi::plugin::{alibaba_cloud, http, identity, log, types};
+use super::egress::EgressError;
 use super::{LOG_LINE_MAX, LOG_LINES_PER_FETCH};
 use crate::cloud::{ApiCall, ApiError};
+use crate::identity::tokens::token_for_audience;
+
+impl PluginState {
+    /// Counts a host call; past the budget the plugin is stopped (a trap),
+    /// so a call storm cannot outlast its limit.
+    fn count_call(&mut self) -> wasmtime::Result<()> {
+        self.host_calls += 1;
+        if self.host_calls > self.grants.max_host_calls {
+            self.host_call_limit_hit = true;
+            return Err(wasmtime::Error::msg(format!(
+                "more than {} host calls",
+                self.grants.max_host_calls
+            )));
+        }
+        Ok(())
+    }
+
+    fn during_load(&self) -> String {
+        format!(
+            "the {} plugin cannot use host services while it is loaded (describe, validate)",
+            self.plugin
+        )
+    }
+}
 
 impl types::Host for PluginState {}
 
@@ -12,6 +39,16 @@ impl alibaba_cloud::Host for PluginState {
         &mut self,
         request: alibaba_cloud::ApiRequest,
     ) -> wasmtime::Result<Result<alibaba_cloud::ApiResponse, alibaba_cloud::ApiError>> {
+        self.count_call()?;
+        if !self.grants.alibaba_cloud {
+            return Ok(Err(alibaba_cloud::ApiError::Denied(format!(
+                "the {} plugin is not granted Alibaba Cloud calls (plugins.{}.capabilities.alibaba_cloud)",
+                self.plugin, self.plugin
+            ))));
+        }
+        let Some(session) = self.session.clone() else {
+            return Ok(Err(alibaba_cloud::ApiError::Denied(self.during_load())));
+        };
         let call = ApiCall {
             product: request.product,
             action: request.action,
@@ -26,7 +63,7 @@ impl alibaba_cloud::Host for PluginState {
             action = %call.action,
             "plugin calls Alibaba Cloud"
         );
-        let result = self.session.call(&call).await;
+        let result = session.call(&call).await;
         if let Err(error) = &result {
             tracing::debug!(plugin = %self.plugin, mount = %self.mount, %error, "Alibaba Cloud call failed");
         }
@@ -49,6 +86,129 @@ impl alibaba_cloud::Host for PluginState {
                 ApiError::Timeout(m) => alibaba_cloud::ApiError::Timeout(m),
                 ApiError::Transport(m) => alibaba_cloud::ApiError::Transport(m),
             }))
+    }
+}
+
+impl http::Host for PluginState {
+    async fn send(
+        &mut self,
+        request: http::Request,
+    ) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
+        self.count_call()?;
+        let Some(egress) = self.grants.egress.clone() else {
+            return Ok(Err(http::HttpError::Denied(format!(
+                "the {} plugin is not granted outbound HTTP (plugins.{}.capabilities.http)",
+                self.plugin, self.plugin
+            ))));
+        };
+        if self.session.is_none() {
+            return Ok(Err(http::HttpError::Denied(self.during_load())));
+        }
+        tracing::debug!(plugin = %self.plugin, mount = %self.mount, method = %request.method, "plugin sends an HTTP request");
+        let result = egress
+            .send(
+                &request.method,
+                &request.url,
+                &request.headers,
+                request.body,
+                self.deadline,
+            )
+            .await;
+        if let Err(error) = &result {
+            tracing::debug!(plugin = %self.plugin, mount = %self.mount, %error, "plugin HTTP request failed");
+        }
+        Ok(result
+            .map(|r| http::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
+            .map_err(|e| match e {
+                EgressError::Denied(m) => http::HttpError::Denied(m),
+                EgressError::Timeout(m) => http::HttpError::Timeout(m),
+                EgressError::Transport(m) => http::HttpError::Transport(m),
+                EgressError::TooLarge(m) => http::HttpError::TooLarge(m),
+            }))
+    }
+}
+
+impl identity::Host for PluginState {
+    async fn pod(
+        &mut self,
+    ) -> wasmtime::Result<Result<identity::PodInfo, identity::IdentityError>> {
+        self.count_call()?;
+        if !self.grants.pod_info {
+            return Ok(Err(identity::IdentityError::Denied(format!(
+                "the {} plugin is not granted the pod's identity (plugins.{}.capabilities.pod_info)",
+                self.plugin, self.plugin
+            ))));
+        }
+        let Some(session) = &self.session else {
+            return Ok(Err(identity::IdentityError::Denied(self.during_load())));
+        };
+        let pod = &session.mount_identity().pod;
+        Ok(Ok(identity::PodInfo {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+            service_account: pod.service_account.clone(),
+        }))
+    }
+
+    async fn service_account_token(
+        &mut self,
+        audience: String,
+    ) -> wasmtime::Result<Result<String, identity::IdentityError>> {
+        self.count_call()?;
+        if !self.grants.audiences.contains(&audience) {
+            return Ok(Err(identity::IdentityError::Denied(format!(
+                "the {} plugin is not granted tokens for audience {audience:?} (plugins.{}.capabilities.service_account_audiences)",
+                self.plugin, self.plugin
+            ))));
+        }
+        let Some(session) = &self.session else {
+            return Ok(Err(identity::IdentityError::Denied(self.during_load())));
+        };
+        let Some(tokens) = &session.mount_identity().service_account_tokens else {
+            return Ok(Err(identity::IdentityError::NotFound(format!(
+                "the driver sent no service account token; add {{audience: {audience}}} to tokenRequests of the CSIDriver secrets-store.csi.k8s.io"
+            ))));
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        tracing::debug!(plugin = %self.plugin, mount = %self.mount, %audience, "plugin reads a service account token");
+        Ok(token_for_audience(&tokens.0, &audience, now)
+            .map(|t| t.token.0)
+            .map_err(|e| identity::IdentityError::NotFound(e.0)))
+    }
+
+    async fn node_publish_secret(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<String>, identity::IdentityError>> {
+        self.count_call()?;
+        if !self
+            .grants
+            .secret_keys
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(&key))
+        {
+            return Ok(Err(identity::IdentityError::Denied(format!(
+                "the {} plugin is not granted the nodePublishSecretRef key {key:?} (plugins.{}.capabilities.node_publish_secret_keys)",
+                self.plugin, self.plugin
+            ))));
+        }
+        let Some(session) = &self.session else {
+            return Ok(Err(identity::IdentityError::Denied(self.during_load())));
+        };
+        Ok(Ok(session
+            .mount_identity()
+            .node_publish_secrets
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+            .map(|(_, v)| v.0.clone())))
     }
 }
 

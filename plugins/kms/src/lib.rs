@@ -7,12 +7,17 @@
 
 use base64::Engine as _;
 use plugin_sdk::cloud::{self, ApiError, ApiRequest};
-use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest};
+use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo};
 use serde::Deserialize;
 
 struct Kms;
 
 impl Backend for Kms {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("kms", env!("CARGO_PKG_VERSION"))
+            .about("Alibaba Cloud KMS Secrets Manager secrets (GetSecretValue)")
+    }
+
     fn fetch(request: ObjectRequest) -> Result<FetchedObject, FetchError> {
         request.expect_parameters(&[])?;
         let call = build_call(&request);

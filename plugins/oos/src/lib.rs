@@ -6,12 +6,17 @@
 //! so a changed parameter was never seen as a new version).
 
 use plugin_sdk::cloud::{self, ApiError, ApiRequest};
-use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest};
+use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo};
 use serde::Deserialize;
 
 struct Oos;
 
 impl Backend for Oos {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("oos", env!("CARGO_PKG_VERSION"))
+            .about("Alibaba Cloud OOS encrypted parameters (GetSecretParameter)")
+    }
+
     fn fetch(request: ObjectRequest) -> Result<FetchedObject, FetchError> {
         request.expect_parameters(&[])?;
         let call = build_call(&request)?;

@@ -4,11 +4,15 @@
 //! it never touches wit-bindgen or the WIT files itself:
 //!
 //! ```ignore
-//! use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest};
+//! use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo};
 //!
 //! struct Hello;
 //!
 //! impl Backend for Hello {
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo::new("hello", env!("CARGO_PKG_VERSION")).about("Greets every object")
+//!     }
+//!
 //!     fn fetch(request: ObjectRequest) -> Result<FetchedObject, FetchError> {
 //!         Ok(FetchedObject::new(format!("hello {}", request.name), "1"))
 //!     }
@@ -16,6 +20,10 @@
 //!
 //! plugin_sdk::export_backend!(Hello);
 //! ```
+//!
+//! Host services: [`cloud`] (signed Alibaba Cloud calls), [`http`] (outbound
+//! HTTP within the operator's allowlist), [`identity`] (the pod's token,
+//! nodePublishSecretRef keys, pod info — each only when granted) and [`log`].
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2` (crate type
 //! `cdylib`) and route an `objectType` to the `.wasm` file in config.toml.
@@ -37,9 +45,12 @@ pub mod bindings {
 #[doc(hidden)]
 pub use wit_bindgen::rt;
 
-pub use bindings::{FetchError, FetchedObject, ObjectRequest};
+pub use bindings::alibabacloud_csi::plugin::types::Parameter;
+pub use bindings::{FetchError, FetchedObject, ObjectRequest, PluginInfo};
 
 pub mod cloud;
+pub mod http;
+pub mod identity;
 pub mod log;
 
 /// The WIT package version this SDK was built against.
@@ -54,13 +65,112 @@ static WIT_VERSION_SECTION: [u8; 5] = *b"0.1.0";
 
 /// A backend plugin: fetches one object per call, on a fresh instance.
 pub trait Backend {
+    /// The plugin's name, version and the settings it reads.
+    fn describe() -> PluginInfo;
+
+    /// Checks the operator's `[plugins.<type>.config]` at start-up. The
+    /// default checks that every required config key of [`Backend::describe`]
+    /// is set and that no unknown key is.
+    fn validate(config: &Config) -> Result<(), String> {
+        config.check(&Self::describe())
+    }
+
     /// Fetches the object `request` names.
     fn fetch(request: ObjectRequest) -> Result<FetchedObject, FetchError>;
 }
 
 impl<T: Backend> bindings::Guest for T {
+    fn describe() -> PluginInfo {
+        <T as Backend>::describe()
+    }
+
+    fn validate(config: Vec<(String, String)>) -> Result<(), String> {
+        <T as Backend>::validate(&Config(config))
+    }
+
     fn fetch(request: ObjectRequest) -> Result<FetchedObject, FetchError> {
         <T as Backend>::fetch(request)
+    }
+}
+
+/// The operator's settings for this plugin (`[plugins.<type>.config]`).
+#[derive(Debug, Clone, Default)]
+pub struct Config(pub Vec<(String, String)>);
+
+impl Config {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        lookup(&self.0, key)
+    }
+
+    /// Every required config key of `info` is set, and no key is unknown.
+    pub fn check(&self, info: &PluginInfo) -> Result<(), String> {
+        if let Some(missing) = info
+            .config
+            .iter()
+            .find(|p| p.required && self.get(&p.name).is_none_or(str::is_empty))
+        {
+            return Err(format!(
+                "{} needs the config key {:?}: {}",
+                info.name, missing.name, missing.description
+            ));
+        }
+        if let Some((unknown, _)) = self
+            .0
+            .iter()
+            .find(|(k, _)| !info.config.iter().any(|p| &p.name == k))
+        {
+            let known: Vec<&str> = info.config.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!(
+                "{} has no config key {unknown:?}; known keys: {}",
+                info.name,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl PluginInfo {
+    /// A plugin called `name` at `version` (use `env!("CARGO_PKG_VERSION")`).
+    pub fn new(name: &str, version: &str) -> PluginInfo {
+        PluginInfo {
+            name: name.to_string(),
+            version: version.to_string(),
+            description: String::new(),
+            config: Vec::new(),
+            parameters: Vec::new(),
+        }
+    }
+
+    /// One line on what the plugin fetches.
+    pub fn about(mut self, description: &str) -> PluginInfo {
+        self.description = description.to_string();
+        self
+    }
+
+    /// A key of `[plugins.<type>.config]` the plugin reads.
+    pub fn config(mut self, name: &str, description: &str, required: bool) -> PluginInfo {
+        self.config.push(Parameter {
+            name: name.to_string(),
+            description: description.to_string(),
+            required,
+        });
+        self
+    }
+
+    /// A key of an object's `parameters` map the plugin reads.
+    pub fn parameter(mut self, name: &str, description: &str, required: bool) -> PluginInfo {
+        self.parameters.push(Parameter {
+            name: name.to_string(),
+            description: description.to_string(),
+            required,
+        });
+        self
     }
 }
 
@@ -91,6 +201,16 @@ impl ObjectRequest {
     /// The value of `key` in the object's `parameters` map.
     pub fn parameter(&self, key: &str) -> Option<&str> {
         lookup(&self.parameters, key)
+    }
+
+    /// The value of config key `key`, or an `invalid-request` error naming it.
+    pub fn require_config(&self, key: &str) -> Result<&str, FetchError> {
+        self.config(key).filter(|v| !v.is_empty()).ok_or_else(|| {
+            FetchError::InvalidRequest(format!(
+                "the {} plugin needs config key {key:?} in [plugins.{}.config]",
+                self.object_type, self.object_type
+            ))
+        })
     }
 
     /// Fails with `invalid-request` if the object's `parameters` map has a key

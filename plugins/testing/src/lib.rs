@@ -6,14 +6,35 @@
 //! Names: `echo:<text>`, `config:<key>`, `param:<key>`,
 //! `call:<product>:<action>:<api-version>` (parameters from the object's
 //! `parameters`), `error:<not-found|denied|invalid|unavailable|other>`,
-//! `panic`, `loop`, `sleep:<ms>`, `alloc:<MiB>`, `big:<bytes>`, `log:<lines>`.
+//! `panic`, `loop`, `sleep:<ms>`, `alloc:<MiB>`, `big:<bytes>`, `log:<lines>`,
+//! `calls:<n>` (n host calls), `http:<url>` (GET through the host),
+//! `token:<audience>`, `secret:<key>`, `pod`.
+//!
+//! Any config key is accepted; a config key `reject` makes validation fail
+//! with its value.
 
 use plugin_sdk::cloud::{self, ApiRequest};
-use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, log};
+use plugin_sdk::{
+    Backend, Config, FetchError, FetchedObject, ObjectRequest, PluginInfo, http, identity, log,
+};
 
 struct Testing;
 
 impl Backend for Testing {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("testing", env!("CARGO_PKG_VERSION"))
+            .about("Test backend: the object name says what to do")
+            .config("reject", "makes validation fail with this message", false)
+            .parameter("*", "passed to call:... as API parameters", false)
+    }
+
+    fn validate(config: &Config) -> Result<(), String> {
+        match config.get("reject") {
+            Some(message) => Err(message.to_string()),
+            None => Ok(()),
+        }
+    }
+
     fn fetch(request: ObjectRequest) -> Result<FetchedObject, FetchError> {
         let version = request.version.clone().unwrap_or_else(|| "1".into());
         let (verb, arg) = request
@@ -78,6 +99,35 @@ impl Backend for Testing {
                 format!("allocated {} MiB", keep.len()).into_bytes()
             }
             "big" => vec![b'x'; number(arg)? as usize],
+            "calls" => {
+                for _ in 0..number(arg)? {
+                    let _ = identity::pod();
+                }
+                b"called".to_vec()
+            }
+            "http" => {
+                let response = http::get(arg)
+                    .send()
+                    .map_err(|e| http::fetch_error(arg, &e))?;
+                format!(
+                    "{} {}",
+                    response.status(),
+                    String::from_utf8_lossy(response.body())
+                )
+                .into_bytes()
+            }
+            "token" => identity::service_account_token(arg)?.into_bytes(),
+            "secret" => identity::node_publish_secret(arg)?
+                .unwrap_or_else(|| "<none>".into())
+                .into_bytes(),
+            "pod" => {
+                let pod = identity::pod()?;
+                format!(
+                    "{}/{} {} {}",
+                    pod.namespace, pod.name, pod.uid, pod.service_account
+                )
+                .into_bytes()
+            }
             "log" => {
                 for i in 0..number(arg)? {
                     log::info(&format!("line {i}"));

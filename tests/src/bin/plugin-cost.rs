@@ -32,10 +32,10 @@ async fn main() -> anyhow::Result<()> {
         },
     );
     let load_started = Instant::now();
-    let runtime = PluginRuntime::load(&config)?;
+    let runtime = PluginRuntime::load(&config).await?;
     let load = load_started.elapsed();
     // The sessions below are never asked for credentials (echo makes no call).
-    let provider = Provider::new(config.clone(), Some("cn-hangzhou".into()), Vec::new())?;
+    let provider = Provider::new(config.clone(), Some("cn-hangzhou".into()), Vec::new()).await?;
     let client = provider.cloud_client();
     let chain = provider.credential_chain();
     let request = ObjectRequest {

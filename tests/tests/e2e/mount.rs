@@ -249,7 +249,7 @@ async fn a_custom_object_type_is_routed_to_a_component_file() {
     let cloud = FakeCloud::start(default_seed()).await;
     let mut config = cloud.config();
     let route: provider::config::PluginRoute = toml_route(&format!(
-        "path = {:?}\n[config]\ngreeting = \"hello\"\n",
+        "path = {:?}\n[config]\ngreeting = \"hello\"\n[capabilities]\nalibaba_cloud = true\nhttp = [\"https://example.invalid\"]\npod_info = true\n",
         built_plugin("testing_plugin.wasm")
     ));
     config.plugins.insert("testing".into(), route);
@@ -303,6 +303,7 @@ pub fn toml_route(text: &str) -> provider::config::PluginRoute {
         &format!(
             "[plugins.x]\n{}",
             text.replace("[config]", "[plugins.x.config]")
+                .replace("[capabilities]", "[plugins.x.capabilities]")
         ),
         std::path::Path::new("test"),
     )

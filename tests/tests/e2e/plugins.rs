@@ -30,7 +30,7 @@ fn fixture(dir: &Path, name: &str) -> PathBuf {
 /// A provider with the testing plugin at `testing`, small limits.
 async fn hostile_provider(cloud: &FakeCloud) -> TestProvider {
     let mut config = cloud.config();
-    let mut testing = route(&built_plugin("testing_plugin.wasm"));
+    let mut testing = testing_route();
     testing.timeout = Some(Duration::from_millis(400));
     testing.memory_limit_mib = Some(16);
     testing.max_output_bytes = Some(100_000);
@@ -214,23 +214,24 @@ async fn concurrent_hostile_and_normal_mounts() {
     }
 }
 
-fn load_error(config: Config) -> String {
+async fn load_error(config: Config) -> String {
     Provider::new(config, None, Vec::new())
+        .await
         .unwrap_err()
         .to_string()
 }
 
 use provider::Provider;
 
-#[test]
-fn bad_components_are_refused_at_start_up() {
+#[tokio::test]
+async fn bad_components_are_refused_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.plugins.insert(
         "custom".into(),
         route(&fixture(dir.path(), "bad-signature")),
     );
-    let e = load_error(config);
+    let e = load_error(config).await;
     assert!(e.starts_with("plugins.custom: cannot load "), "{e}");
     assert!(
         e.contains("does not fit this host's plugin interface"),
@@ -241,18 +242,26 @@ fn bad_components_are_refused_at_start_up() {
     std::fs::write(&core, wat::parse_str("(module)").unwrap()).unwrap();
     let mut config = Config::default();
     config.plugins.insert("custom".into(), route(&core));
-    assert!(load_error(config).contains("core WebAssembly module, not a component"));
+    assert!(
+        load_error(config)
+            .await
+            .contains("core WebAssembly module, not a component")
+    );
 
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"not wasm").unwrap();
     let mut config = Config::default();
     config.plugins.insert("custom".into(), route(&garbage));
-    assert!(load_error(config).contains("not a valid WebAssembly component"));
+    assert!(
+        load_error(config)
+            .await
+            .contains("not a valid WebAssembly component")
+    );
 
     let mut config = Config::default();
     config
         .plugins
         .insert("custom".into(), route(Path::new("/nonexistent/x.wasm")));
-    let e = load_error(config);
+    let e = load_error(config).await;
     assert!(e.contains("cannot read the file"), "{e}");
 }

@@ -1,0 +1,398 @@
+//! Outbound HTTP for plugins, made by the host: only to the origins the
+//! operator allowed for the plugin, redirects re-checked against the same
+//! allowlist, internal addresses (loopback, link-local, cloud metadata)
+//! refused at every hop — also when a name resolves to one (DNS rebinding) —
+//! unless the operator allows them, with timeouts and a response size cap.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cloud::endpoint::{Scheme, parse_endpoint_url};
+
+/// Methods a plugin may use.
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+/// Headers the host sets itself.
+const RESERVED_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection"];
+/// Redirects followed at most.
+const MAX_REDIRECTS: usize = 5;
+
+/// An allowed origin: scheme, host and port, matched exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    scheme: Scheme,
+    host: String,
+    port: u16,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+/// Parses an allowlist entry: `https://host[:port]` (the port defaults from
+/// the scheme; `http://` must be written out to allow plain HTTP).
+pub fn parse_origin(text: &str) -> Result<Origin, String> {
+    let endpoint = parse_endpoint_url(text).map_err(|e| {
+        format!(
+            "{e}; an allowed origin is scheme://host[:port], e.g. \"https://vault.internal:8200\""
+        )
+    })?;
+    let port = endpoint.port.unwrap_or(match endpoint.scheme {
+        Scheme::Http => 80,
+        Scheme::Https => 443,
+    });
+    Ok(Origin {
+        scheme: endpoint.scheme,
+        host: endpoint.host,
+        port,
+    })
+}
+
+fn origin_of(url: &url::Url) -> Result<Origin, String> {
+    let scheme = match url.scheme() {
+        "https" => Scheme::Https,
+        "http" => Scheme::Http,
+        other => return Err(format!("scheme {other:?} is not HTTP(S)")),
+    };
+    let host = url
+        .host_str()
+        .ok_or("the URL has no host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = url.port_or_known_default().ok_or("the URL has no port")?;
+    Ok(Origin { scheme, host, port })
+}
+
+/// Loopback, link-local, unspecified, multicast, broadcast and the Alibaba
+/// Cloud metadata address: where a request from the provider's network
+/// position must not go unless the operator says so.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.octets() == [100, 100, 100, 200]
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// The egress policy and client of one plugin.
+#[derive(Debug, Clone)]
+pub struct Egress {
+    client: reqwest::Client,
+    policy: Arc<Policy>,
+    timeout: Duration,
+    max_response_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Policy {
+    origins: Vec<Origin>,
+    allow_internal: bool,
+}
+
+impl Policy {
+    fn check(&self, url: &url::Url) -> Result<(), String> {
+        let origin = origin_of(url)?;
+        if !self.origins.contains(&origin) {
+            let allowed: Vec<String> = self.origins.iter().map(Origin::to_string).collect();
+            return Err(format!(
+                "{origin} is not an allowed origin of this plugin (capabilities.http: {})",
+                if allowed.is_empty() {
+                    "none".into()
+                } else {
+                    allowed.join(", ")
+                }
+            ));
+        }
+        if let Ok(ip) = origin.host.parse::<IpAddr>()
+            && is_internal(ip)
+            && !self.allow_internal
+        {
+            return Err(format!(
+                "{ip} is a loopback, link-local or metadata address (capabilities.allow_internal_addresses is false)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Resolves names, then drops internal addresses (unless allowed), so an
+/// allowed name that resolves to the metadata server goes nowhere.
+struct FilteringResolver {
+    allow_internal: bool,
+}
+
+impl reqwest::dns::Resolve for FilteringResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_internal = self.allow_internal;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| allow_internal || !is_internal(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!(
+                    "{host} resolves to no address the plugin may reach (loopback, link-local and metadata addresses are refused)"
+                )
+                .into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+impl Egress {
+    /// The egress of a plugin allowed `origins`.
+    pub fn new(
+        origins: &[String],
+        allow_internal: bool,
+        timeout: Duration,
+        max_response_bytes: usize,
+    ) -> Result<Egress, String> {
+        crate::cloud::install_crypto_provider();
+        let origins = origins
+            .iter()
+            .map(|o| parse_origin(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let policy = Arc::new(Policy {
+            origins,
+            allow_internal,
+        });
+        let redirect_policy = policy.clone();
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .dns_resolver(Arc::new(FilteringResolver { allow_internal }))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= MAX_REDIRECTS {
+                    return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+                }
+                match redirect_policy.check(attempt.url()) {
+                    Ok(()) => attempt.follow(),
+                    Err(why) => attempt.error(format!("a redirect leaves the allowlist: {why}")),
+                }
+            }))
+            .user_agent(concat!(
+                "csi-secrets-store-provider-alibabacloud/",
+                env!("CARGO_PKG_VERSION"),
+                " (plugin)"
+            ))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Egress {
+            client,
+            policy,
+            timeout,
+            max_response_bytes,
+        })
+    }
+
+    /// Whether any origin is allowed.
+    pub fn is_granted(&self) -> bool {
+        !self.policy.origins.is_empty()
+    }
+
+    /// Sends one request for a plugin, within `deadline`.
+    pub async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
+        deadline: Instant,
+    ) -> Result<Response, EgressError> {
+        let method = method.to_ascii_uppercase();
+        if !METHODS.contains(&method.as_str()) {
+            return Err(EgressError::Denied(format!(
+                "method {method:?} is not allowed; use one of {}",
+                METHODS.join(", ")
+            )));
+        }
+        let parsed =
+            url::Url::parse(url).map_err(|e| EgressError::Denied(format!("bad URL: {e}")))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(EgressError::Denied(
+                "credentials in the URL are not allowed".into(),
+            ));
+        }
+        self.policy.check(&parsed).map_err(EgressError::Denied)?;
+        let mut request = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).expect("checked above"),
+            parsed,
+        );
+        for (name, value) in headers {
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(EgressError::Denied(format!(
+                    "the header {name:?} is set by the host"
+                )));
+            }
+            request = request.header(name.as_str(), value.as_str());
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let budget = self
+            .timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        if budget.is_zero() {
+            return Err(EgressError::Timeout(
+                "the Mount's deadline has passed".into(),
+            ));
+        }
+        let exchange = async {
+            let response = request.send().await.map_err(|e| {
+                if e.is_redirect() || e.is_builder() {
+                    EgressError::Denied(crate::http::transport_cause(&e))
+                } else {
+                    EgressError::Transport(crate::http::transport_cause(&e))
+                }
+            })?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect();
+            let body = crate::http::read_capped(response, self.max_response_bytes)
+                .await
+                .map_err(|e| {
+                    if e.contains("larger than") {
+                        EgressError::TooLarge(format!(
+                            "{e} (capabilities limit http_max_response_bytes)"
+                        ))
+                    } else {
+                        EgressError::Transport(e)
+                    }
+                })?;
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
+        };
+        tokio::time::timeout(budget, exchange)
+            .await
+            .unwrap_or_else(|_| Err(EgressError::Timeout(format!("no answer within {budget:?}"))))
+    }
+}
+
+/// An answer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EgressError {
+    /// Refused by the policy.
+    #[error("denied: {0}")]
+    Denied(String),
+    /// Timed out.
+    #[error("timeout: {0}")]
+    Timeout(String),
+    /// Connection failed.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The answer is too large.
+    #[error("too large: {0}")]
+    TooLarge(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_and_internal_addresses() {
+        let o = parse_origin("https://Vault.Internal:8200").unwrap();
+        assert_eq!(o.to_string(), "https://vault.internal:8200");
+        assert_eq!(parse_origin("https://x").unwrap().port, 443);
+        assert_eq!(parse_origin("http://x").unwrap().port, 80);
+        for bad in [
+            "vault.internal",
+            "ftp://x",
+            "https://x/path",
+            "https://u:p@x",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "::ffff:169.254.1.1",
+            "224.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "8.8.8.8",
+            "100.100.100.201",
+            "2001:db8::1",
+        ] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn the_policy_matches_origins_exactly() {
+        let policy = Policy {
+            origins: vec![
+                parse_origin("https://vault.internal:8200").unwrap(),
+                parse_origin("https://127.0.0.1").unwrap(),
+            ],
+            allow_internal: false,
+        };
+        let check = |u: &str| policy.check(&url::Url::parse(u).unwrap());
+        assert!(check("https://vault.internal:8200/v1/secret").is_ok());
+        assert!(check("https://VAULT.internal:8200/x?y").is_ok());
+        for bad in [
+            "http://vault.internal:8200/",
+            "https://vault.internal/",
+            "https://vault.internal:8201/",
+            "https://evil.example/",
+        ] {
+            assert!(
+                check(bad).unwrap_err().contains("not an allowed origin"),
+                "{bad}"
+            );
+        }
+        assert!(
+            check("https://127.0.0.1/")
+                .unwrap_err()
+                .contains("allow_internal_addresses")
+        );
+    }
+}

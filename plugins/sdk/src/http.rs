@@ -1,0 +1,180 @@
+//! Outbound HTTP through the host, within the operator's allowlist for this
+//! plugin (`[plugins.<type>.capabilities] http`).
+
+use crate::FetchError;
+use crate::bindings::alibabacloud_csi::plugin::http as wit;
+
+pub use wit::HttpError;
+
+/// A request, built step by step and sent with [`Request::send`].
+#[derive(Debug, Clone)]
+pub struct Request {
+    inner: wit::Request,
+}
+
+/// A `GET` of `url`.
+pub fn get(url: &str) -> Request {
+    Request::new("GET", url)
+}
+
+/// A `POST` to `url`.
+pub fn post(url: &str) -> Request {
+    Request::new("POST", url)
+}
+
+impl Request {
+    /// A request with any method.
+    pub fn new(method: &str, url: &str) -> Request {
+        Request {
+            inner: wit::Request {
+                method: method.to_string(),
+                url: url.to_string(),
+                headers: Vec::new(),
+                body: None,
+            },
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Request {
+        self.inner
+            .headers
+            .push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Request {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.inner.body = Some(body.into());
+        self
+    }
+
+    /// Sets a JSON body and its content type.
+    pub fn json(self, value: &serde_json::Value) -> Request {
+        self.header("content-type", "application/json")
+            .body(value.to_string())
+    }
+
+    /// Sends it through the host.
+    pub fn send(&self) -> Result<Response, HttpError> {
+        wit::send(&self.inner).map(Response)
+    }
+}
+
+/// An answer, with any status.
+#[derive(Debug, Clone)]
+pub struct Response(pub wit::Response);
+
+impl Response {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.0.status
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.0.body
+    }
+
+    /// A header's value (names are lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.0
+            .headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON; `context` names the call in the error.
+    pub fn json(&self, context: &str) -> Result<serde_json::Value, FetchError> {
+        serde_json::from_slice(&self.0.body)
+            .map_err(|e| FetchError::Other(format!("{context}: the answer is not JSON ({e})")))
+    }
+
+    /// `Ok(self)` for a 2xx status, else the fetch error the status means
+    /// (404 not found, 401/403 permission denied, 429/5xx unavailable, other
+    /// 4xx invalid request).
+    pub fn error_for_status(self, context: &str) -> Result<Response, FetchError> {
+        let status = self.0.status;
+        if (200..300).contains(&status) {
+            return Ok(self);
+        }
+        let message = format!("{context}: HTTP {status}");
+        Err(match status {
+            404 => FetchError::NotFound(message),
+            401 | 403 => FetchError::PermissionDenied(message),
+            429 | 500..=599 => FetchError::Unavailable(message),
+            400..=499 => FetchError::InvalidRequest(message),
+            _ => FetchError::Other(message),
+        })
+    }
+}
+
+/// The fetch error an HTTP failure means; `context` starts the message.
+pub fn fetch_error(context: &str, error: &HttpError) -> FetchError {
+    match error {
+        HttpError::Denied(m) => {
+            FetchError::InvalidRequest(format!("{context}: refused by the provider: {m}"))
+        }
+        HttpError::Timeout(m) => FetchError::Unavailable(format!("{context}: timed out: {m}")),
+        HttpError::Transport(m) => {
+            FetchError::Unavailable(format!("{context}: connection failed: {m}"))
+        }
+        HttpError::TooLarge(m) => FetchError::Other(format!("{context}: {m}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16) -> Response {
+        Response(wit::Response {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: br#"{"a":1}"#.to_vec(),
+        })
+    }
+
+    #[test]
+    fn statuses_map_to_fetch_errors() {
+        assert!(response(200).error_for_status("x").is_ok());
+        for (status, kind) in [
+            (404, "not found"),
+            (403, "permission denied"),
+            (503, "unavailable"),
+            (400, "invalid request"),
+            (302, "error"),
+        ] {
+            let e = response(status).error_for_status("vault").unwrap_err();
+            assert!(
+                crate::describe_fetch_error(&e).starts_with(kind),
+                "{status}"
+            );
+        }
+        assert_eq!(
+            response(200).header("Content-Type"),
+            Some("application/json")
+        );
+        assert_eq!(response(200).json("x").unwrap()["a"], 1);
+    }
+
+    #[test]
+    fn requests_are_built() {
+        let r = post("https://v/login")
+            .bearer("t")
+            .json(&serde_json::json!({"role": "r"}));
+        assert_eq!(r.inner.method, "POST");
+        assert_eq!(
+            r.inner.headers[0],
+            ("authorization".to_string(), "Bearer t".to_string())
+        );
+        assert_eq!(r.inner.body.as_deref(), Some(br#"{"role":"r"}"#.as_slice()));
+    }
+}
