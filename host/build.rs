@@ -1,22 +1,28 @@
 //! Build script: compiles the provider protocol and the built-in WebAssembly
 //! plugins.
 //!
-//! The plugins (`plugins/kms`, `plugins/oos`, and the `plugins/testing`
-//! fixture) are built for `wasm32-wasip2` by a nested cargo with its own target
+//! The plugins (`plugins/kms`, `plugins/oos`, the `plugins/testing` fixture
+//! and the `plugins/vault` example) are built for `wasm32-wasip2` by a nested cargo with its own target
 //! directory (sharing ours deadlocks on cargo's build lock) and a scrubbed
 //! environment (host RUSTFLAGS must not leak into the wasm build). The host
 //! embeds `kms.wasm` and `oos.wasm` with `include_bytes!`.
 //!
-//! Set `PROVIDER_PREBUILT_PLUGIN_DIR` to a directory holding `kms_plugin.wasm`,
-//! `oos_plugin.wasm` and `testing_plugin.wasm` to skip the nested build (for
-//! packagers and machines without the wasm target).
+//! Set `PROVIDER_PREBUILT_PLUGIN_DIR` to a directory holding those `.wasm`
+//! files (`kms_plugin.wasm`, `oos_plugin.wasm`, `testing_plugin.wasm`,
+//! `vault_plugin.wasm`) to skip the nested build (for packagers and machines
+//! without the wasm target).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, exit};
 
 const PLUGIN_TARGET: &str = "wasm32-wasip2";
-const PLUGIN_PACKAGES: &[&str] = &["kms-plugin", "oos-plugin", "testing-plugin"];
-const PLUGIN_ARTIFACTS: &[&str] = &["kms_plugin.wasm", "oos_plugin.wasm", "testing_plugin.wasm"];
+const PLUGIN_PACKAGES: &[&str] = &["kms-plugin", "oos-plugin", "testing-plugin", "vault-plugin"];
+const PLUGIN_ARTIFACTS: &[&str] = &[
+    "kms_plugin.wasm",
+    "oos_plugin.wasm",
+    "testing_plugin.wasm",
+    "vault_plugin.wasm",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
