@@ -43,8 +43,42 @@ enum Command {
     /// Act as the CSI driver: send a Mount built from a SecretProviderClass
     /// manifest to a running provider and show (or write) the result.
     Mount(MountArgs),
+    /// Work with backend plugins: check a component, start a new one.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a component as the provider would and report its WIT version,
+    /// what it imports and whether the config grants it, what it declares,
+    /// and whether it accepts its configuration. Exits non-zero on any problem.
+    Check {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// Config file whose route (grants, limits, plugin config) applies;
+        /// default: the built-in defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The objectType to check it as; default: the route whose path is
+        /// FILE, else a route with no grants.
+        #[arg(long)]
+        object_type: Option<String>,
+    },
+    /// Start a new backend: a crate that builds a working component.
+    New {
+        /// Crate and plugin name, e.g. `config-service`.
+        name: String,
+        /// Directory to create it in (default: ./<name>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Path of plugin-sdk (default: this source tree's plugins/sdk, if
+        /// present, else the project's git repository).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -150,6 +184,16 @@ fn main() -> ExitCode {
             None => serve(cli.serve).await,
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::Mount(args)) => mount(args).await,
+            Some(Command::Plugin(PluginCommand::Check {
+                file,
+                config,
+                object_type,
+            })) => plugin_check(file, config, object_type).await,
+            Some(Command::Plugin(PluginCommand::New {
+                name,
+                dir,
+                sdk_path,
+            })) => plugin_new(&name, dir, sdk_path),
             Some(Command::Version) => {
                 println!("{} {}", server::RUNTIME_NAME, env!("CARGO_PKG_VERSION"));
                 Ok(())
@@ -358,6 +402,172 @@ async fn mount(args: MountArgs) -> anyhow::Result<()> {
         write_files(dir, &response.files)?;
         println!("written under {}", dir.display());
     }
+    Ok(())
+}
+
+async fn plugin_check(
+    file: PathBuf,
+    config_path: Option<PathBuf>,
+    object_type: Option<String>,
+) -> anyhow::Result<()> {
+    let mut config = Config::load(config_path.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+    let object_type = object_type
+        .or_else(|| {
+            config
+                .plugins
+                .iter()
+                .find(|(_, r)| r.path.as_deref() == Some(file.as_path()))
+                .map(|(name, _)| name.clone())
+        })
+        .unwrap_or_else(|| "custom".to_string());
+    let route = config.plugins.entry(object_type.clone()).or_default();
+    route.builtin = None;
+    route.path = Some(file.clone());
+    route.enabled = true;
+    println!("plugin {} as objectType {object_type}", file.display());
+    let report = provider::plugin::PluginRuntime::check(&config, &object_type).await;
+    match &report.wit_version {
+        Some(v) => println!(
+            "  built for alibabacloud-csi:plugin@{v} (stamped by plugin-sdk); this provider implements {}",
+            provider::plugin::HOST_WIT_VERSION
+        ),
+        None => println!(
+            "  no WIT version stamp (not built with plugin-sdk); this provider implements {}",
+            provider::plugin::HOST_WIT_VERSION
+        ),
+    }
+    let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
+    for (name, outcome) in &report.steps {
+        if *name == "imports" {
+            for import in &report.imports {
+                match &import.verdict {
+                    Ok(what) => println!("  {}   import {}: {what}", mark(true), import.name),
+                    Err(why) => println!("  {}   import {}: {why}", mark(false), import.name),
+                }
+            }
+        }
+        match outcome {
+            Ok(what) => println!("  {} {name}: {what}", mark(true)),
+            Err(why) => println!("  {} {name}: {why}", mark(false)),
+        }
+    }
+    if let Some(info) = &report.info {
+        println!("  {} {}: {}", info.name, info.version, info.description);
+        for (title, params) in [
+            ("config keys", &info.config),
+            ("object parameters", &info.parameters),
+        ] {
+            if params.is_empty() {
+                println!("    {title}: none");
+            }
+            for p in params.iter() {
+                println!(
+                    "    {title}: {}{} - {}",
+                    p.name,
+                    if p.required { " (required)" } else { "" },
+                    p.description
+                );
+            }
+        }
+    }
+    if report.passed() {
+        println!("the plugin can be routed as objectType {object_type}");
+        Ok(())
+    } else {
+        bail!("the plugin cannot be loaded as configured (see FAIL above)")
+    }
+}
+
+/// The template `plugin new` copies (a working HTTPS JSON backend).
+const TEMPLATE_LIB: &str = include_str!("../../plugins/template/src/lib.rs");
+
+fn plugin_new(name: &str, dir: Option<PathBuf>, sdk_path: Option<PathBuf>) -> anyhow::Result<()> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || !name.starts_with(|c: char| c.is_ascii_lowercase())
+    {
+        return Err(UsageError(format!(
+            "{name:?} is not a plugin name: use lowercase letters, digits and '-', starting with a letter"
+        ))
+        .into());
+    }
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    if dir.exists() {
+        bail!("{} already exists", dir.display());
+    }
+    let source_tree_sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk");
+    let sdk = match sdk_path.or_else(|| source_tree_sdk.is_dir().then_some(source_tree_sdk)) {
+        Some(path) => format!(
+            "{{ path = {:?} }}",
+            std::fs::canonicalize(&path)
+                .with_context(|| format!("plugin-sdk at {}", path.display()))?
+        ),
+        None => "{ git = \"https://github.com/alibabacloud-csi/csi-secrets-store-provider-alibabacloud\" }".to_string(),
+    };
+    let crate_name = name.replace('-', "_");
+    let cargo_toml = format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+plugin-sdk = {sdk}
+
+# Small components: what the built-in plugins use.
+[profile.release]
+opt-level = "s"
+lto = true
+codegen-units = 1
+strip = true
+panic = "abort"
+
+# A crate of its own, not part of an enclosing workspace.
+[workspace]
+"#
+    );
+    let lib = TEMPLATE_LIB.replace("\"https-json\"", &format!("{name:?}"));
+    let readme = format!(
+        r#"# {name}
+
+A backend plugin for csi-secrets-store-provider-alibabacloud, started from
+`plugin new`. It reads JSON documents over HTTPS; change `src/lib.rs` to
+fetch from your backend.
+
+Build (once: `rustup target add wasm32-wasip2`):
+
+    cargo build --release
+
+Check it as the provider will load it:
+
+    csi-secrets-store-provider-alibabacloud plugin check \
+        target/wasm32-wasip2/release/{crate_name}.wasm --config config.toml
+
+Route an objectType to it in the provider's config.toml:
+
+    [plugins.{name}]
+    path = "/etc/csi-secrets-store-provider-alibabacloud/plugins/{crate_name}.wasm"
+    capabilities = {{ http = ["https://config.internal"] }}
+"#
+    );
+    std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::create_dir_all(dir.join(".cargo"))?;
+    std::fs::write(dir.join("Cargo.toml"), cargo_toml)?;
+    std::fs::write(dir.join("src/lib.rs"), lib)?;
+    std::fs::write(
+        dir.join(".cargo/config.toml"),
+        "[build]\ntarget = \"wasm32-wasip2\"\n",
+    )?;
+    std::fs::write(dir.join("README.md"), readme)?;
+    println!(
+        "created {} — build it with `cargo build --release` there (target wasm32-wasip2); the component is target/wasm32-wasip2/release/{crate_name}.wasm",
+        dir.display()
+    );
     Ok(())
 }
 

@@ -207,6 +207,30 @@ pub fn describe_fetch_error(error: &FetchError) -> String {
     }
 }
 
+/// What `plugin check` found, step by step.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// The WIT version stamped by the SDK, if any.
+    pub wit_version: Option<String>,
+    /// Each step and its outcome, in order.
+    pub steps: Vec<(&'static str, Result<String, String>)>,
+    /// Every import and whether it is granted.
+    pub imports: Vec<ImportReport>,
+    /// What the plugin says about itself.
+    pub info: Option<PluginInfo>,
+}
+
+impl CheckReport {
+    fn step(&mut self, name: &'static str, outcome: Result<String, String>) {
+        self.steps.push((name, outcome));
+    }
+
+    /// Whether every step passed.
+    pub fn passed(&self) -> bool {
+        !self.steps.is_empty() && self.steps.iter().all(|(_, o)| o.is_ok())
+    }
+}
+
 /// The engine and every routed plugin.
 pub struct PluginRuntime {
     engine: Engine,
@@ -277,13 +301,13 @@ impl PluginRuntime {
             source_desc: "the host interfaces".into(),
             reason,
         })?;
+        let ticker = EpochTicker::start(&engine);
         let mut runtime = PluginRuntime {
             engine,
             plugins: BTreeMap::new(),
             slots: Semaphore::new(slots as usize),
-            _ticker: EpochTicker::start_placeholder(),
+            _ticker: ticker,
         };
-        runtime._ticker = EpochTicker::start(&runtime.engine);
 
         let mut compiled: BTreeMap<PluginSource, Component> = BTreeMap::new();
         for (object_type, route) in &config.plugins {
@@ -355,6 +379,151 @@ impl PluginRuntime {
                 .insert(object_type.clone(), Arc::new(plugin));
         }
         Ok(runtime)
+    }
+
+    /// Loads one route's plugin step by step as [`PluginRuntime::load`]
+    /// would, reporting every step instead of stopping at the first error:
+    /// what `plugin check` prints.
+    pub async fn check(config: &Config, object_type: &str) -> CheckReport {
+        let mut report = CheckReport::default();
+        let Some(route) = config.plugins.get(object_type) else {
+            report.step(
+                "route",
+                Err(format!("no [plugins.{object_type}] in the config")),
+            );
+            return report;
+        };
+        let source = match (&route.builtin, &route.path) {
+            (Some(name), _) => PluginSource::Builtin(name.clone()),
+            (None, Some(path)) => PluginSource::File(path.clone()),
+            (None, None) => {
+                report.step(
+                    "route",
+                    Err("the route names neither builtin nor path".into()),
+                );
+                return report;
+            }
+        };
+        if let PluginSource::File(path) = &source
+            && let Ok(bytes) = std::fs::read(path)
+        {
+            report.wit_version = load::wit_version_stamp(&bytes);
+        }
+        let limits = config.limits_for(route);
+        let engine = match engine(1, limits.memory_limit_mib << 20) {
+            Ok(engine) => engine,
+            Err(e) => {
+                report.step("engine", Err(e));
+                return report;
+            }
+        };
+        let linker = match linker(&engine) {
+            Ok(linker) => linker,
+            Err(e) => {
+                report.step("host interfaces", Err(e));
+                return report;
+            }
+        };
+        let ticker = EpochTicker::start(&engine);
+        let runtime = PluginRuntime {
+            engine,
+            plugins: BTreeMap::new(),
+            slots: Semaphore::new(1),
+            _ticker: ticker,
+        };
+        let component = match load::compile(&runtime.engine, &source) {
+            Ok(component) => {
+                report.step(
+                    "compile",
+                    Ok(format!("{source} is a WebAssembly component")),
+                );
+                component
+            }
+            Err(e) => {
+                report.step("compile", Err(e));
+                return report;
+            }
+        };
+        let grants = match load::grants(route, &limits) {
+            Ok(grants) => grants,
+            Err(e) => {
+                report.step("capabilities", Err(e));
+                return report;
+            }
+        };
+        report.imports = load::inspect(&runtime.engine, &component, &grants, object_type);
+        let refused = report.imports.iter().filter(|i| i.verdict.is_err()).count();
+        report.step(
+            "imports",
+            if refused == 0 {
+                Ok(format!(
+                    "{} imports, all granted or offered",
+                    report.imports.len()
+                ))
+            } else {
+                Err(format!("{refused} import(s) refused"))
+            },
+        );
+        let pre = match linker.instantiate_pre(&component).and_then(BackendPre::new) {
+            Ok(pre) => {
+                report.step(
+                    "interface",
+                    Ok(format!(
+                        "exports describe, validate and fetch of {HOST_WIT_VERSION}"
+                    )),
+                );
+                pre
+            }
+            Err(e) => {
+                report.step(
+                    "interface",
+                    Err(format!(
+                        "does not fit {HOST_WIT_VERSION}, world backend: {}",
+                        error_text(&e.into())
+                    )),
+                );
+                return report;
+            }
+        };
+        let config_values = route
+            .config
+            .iter()
+            .filter_map(|(k, v)| plugin_config_value(v).map(|v| (k.clone(), v)))
+            .collect();
+        let mut plugin = Plugin {
+            object_type: object_type.to_string(),
+            source,
+            pre,
+            limits,
+            config: config_values,
+            grants: Arc::new(grants),
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                config: Vec::new(),
+                parameters: Vec::new(),
+            },
+        };
+        match runtime.describe(&plugin).await {
+            Ok(info) => {
+                report.step("describe", Ok(format!("{} {}", info.name, info.version)));
+                plugin.info = info.clone();
+                report.info = Some(info);
+            }
+            Err(e) => {
+                report.step("describe", Err(e));
+                return report;
+            }
+        }
+        let validation = runtime.validate(&plugin).await;
+        report.step(
+            "validate",
+            validation
+                .map(|()| format!("accepts the configuration of [plugins.{object_type}.config]"))
+                .map_err(|e| format!("refuses [plugins.{object_type}.config]: {e}")),
+        );
+        report
     }
 
     /// What the plugin for `object_type` says about itself.
@@ -705,10 +874,6 @@ impl tokio::io::AsyncWrite for CappedPipe {
 struct EpochTicker;
 
 impl EpochTicker {
-    fn start_placeholder() -> EpochTicker {
-        EpochTicker
-    }
-
     fn start(engine: &Engine) -> EpochTicker {
         let weak = engine.weak();
         std::thread::Builder::new()

@@ -110,7 +110,13 @@ pub fn identity_seed() -> Seed {
 
 /// A kubelet-like token of service account `namespace/name` for STS.
 pub fn pod_token(namespace: &str, name: &str) -> String {
-    let claims = alibabacloud_emulator::jwt::Claims::service_account(OIDC_ISSUER, namespace, name);
+    pod_token_for(namespace, name, "sts.aliyuncs.com")
+}
+
+/// A kubelet-like token of service account `namespace/name` for `audience`.
+pub fn pod_token_for(namespace: &str, name: &str, audience: &str) -> String {
+    let claims = alibabacloud_emulator::jwt::Claims::service_account(OIDC_ISSUER, namespace, name)
+        .with_audiences([audience]);
     alibabacloud_emulator::jwt::mint(&claims, None)
 }
 

@@ -64,6 +64,15 @@ impl Request {
     pub fn send(&self) -> Result<Response, HttpError> {
         wit::send(&self.inner).map(Response)
     }
+
+    /// Sends it and turns a failure or a non-2xx status into the fetch
+    /// error it means, naming the URL.
+    pub fn fetch(&self) -> Result<Response, FetchError> {
+        let url = &self.inner.url;
+        self.send()
+            .map_err(|e| fetch_error(url, &e))?
+            .error_for_status(url)
+    }
 }
 
 /// An answer, with any status.
@@ -89,6 +98,24 @@ impl Response {
             .iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The `ETag` header without quotes: a backend's version of a document.
+    pub fn etag(&self) -> Option<String> {
+        self.header("etag").map(|v| v.trim_matches('"').to_string())
+    }
+
+    /// The string field `name` of a JSON body.
+    pub fn field(&self, name: &str) -> Result<String, FetchError> {
+        match self.json("the answer")?.get(name) {
+            Some(serde_json::Value::String(value)) => Ok(value.clone()),
+            Some(_) => Err(FetchError::InvalidRequest(format!(
+                "the field {name:?} is not a string"
+            ))),
+            None => Err(FetchError::NotFound(format!(
+                "the answer has no field {name:?}"
+            ))),
+        }
     }
 
     /// The body as JSON; `context` names the call in the error.
@@ -163,6 +190,20 @@ mod tests {
             Some("application/json")
         );
         assert_eq!(response(200).json("x").unwrap()["a"], 1);
+        let text = Response(wit::Response {
+            status: 200,
+            headers: vec![("etag".into(), "\"v7\"".into())],
+            body: br#"{"user":"u","n":1}"#.to_vec(),
+        });
+        assert_eq!(text.etag().as_deref(), Some("v7"));
+        assert_eq!(text.field("user").unwrap(), "u");
+        assert!(
+            crate::describe_fetch_error(&text.field("n").unwrap_err())
+                .starts_with("invalid request")
+        );
+        assert!(
+            crate::describe_fetch_error(&text.field("x").unwrap_err()).starts_with("not found")
+        );
     }
 
     #[test]

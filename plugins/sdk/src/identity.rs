@@ -26,6 +26,16 @@ pub fn service_account_token(audience: &str) -> Result<String, FetchError> {
         .map_err(|e| to_fetch_error(&format!("service account token for audience {audience}"), e))
 }
 
+/// A key of the volume's nodePublishSecretRef Secret, required: a Mount
+/// without it fails with `permission-denied` naming the key. Never log it.
+pub fn required_node_publish_secret(key: &str) -> Result<String, FetchError> {
+    node_publish_secret(key)?.ok_or_else(|| {
+        FetchError::PermissionDenied(format!(
+            "the volume's nodePublishSecretRef Secret has no key {key:?}"
+        ))
+    })
+}
+
 /// A key of the volume's nodePublishSecretRef Secret (granted by
 /// `node_publish_secret_keys`). Never log it.
 pub fn node_publish_secret(key: &str) -> Result<Option<String>, FetchError> {
