@@ -1,10 +1,9 @@
 //! A backend that reads JSON documents over HTTPS: `GET <objectName>` (a URL,
-//! or a path under the config's `base_url`), optionally with a bearer token
-//! from the volume's nodePublishSecretRef, and writes the document or one of
-//! its string fields; the version is the document's `ETag`. Start a backend from it with
+//! or a path under the config's `base_url`), and writes the document or one
+//! of its string fields; the version is the document's `ETag`. Start a backend from it with
 //! `csi-secrets-store-provider-alibabacloud plugin new <name>`.
 
-use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo, http, identity};
+use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo, http};
 
 struct JsonBackend;
 
@@ -13,7 +12,6 @@ impl Backend for JsonBackend {
         PluginInfo::new("https-json", env!("CARGO_PKG_VERSION"))
             .about("JSON documents over HTTPS: GET <objectName>")
             .config("base_url", "objectName is a path under it", false)
-            .config("token_key", "nodePublishSecretRef key of a token", false)
             .parameter("field", "write only this string field", false)
     }
 
@@ -22,11 +20,7 @@ impl Backend for JsonBackend {
             Some(base) => format!("{}/{}", base.trim_end_matches('/'), request.name),
             None => request.name.clone(),
         };
-        let mut get = http::get(&url);
-        if let Some(key) = request.config("token_key") {
-            get = get.bearer(&identity::required_node_publish_secret(key)?);
-        }
-        let response = get.fetch()?;
+        let response = http::get(&url).fetch()?;
         let version = response.etag().unwrap_or_else(|| "1".into());
         match request.parameter("field") {
             Some(field) => Ok(FetchedObject::new(response.field(field)?, version)),
