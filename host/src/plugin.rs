@@ -83,6 +83,38 @@ pub struct Plugin {
     info: PluginInfo,
 }
 
+impl Plugin {
+    /// A plugin of `route`, before `describe` has told its name.
+    fn new(
+        object_type: &str,
+        source: PluginSource,
+        pre: BackendPre<PluginState>,
+        route: &crate::config::PluginRoute,
+        limits: PluginLimits,
+        grants: Grants,
+    ) -> Plugin {
+        Plugin {
+            object_type: object_type.to_string(),
+            source,
+            pre,
+            limits,
+            config: route
+                .config
+                .iter()
+                .filter_map(|(k, v)| plugin_config_value(v).map(|v| (k.clone(), v)))
+                .collect(),
+            grants: Arc::new(grants),
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                config: Vec::new(),
+                parameters: Vec::new(),
+            },
+        }
+    }
+}
+
 /// What the operator granted a plugin (`[plugins.<type>.capabilities]`) and
 /// the host-call budget of one fetch.
 #[derive(Debug)]
@@ -342,26 +374,7 @@ impl PluginRuntime {
                         error_text(&e.into())
                     ))
                 })?;
-            let plugin_config: Vec<(String, String)> = route
-                .config
-                .iter()
-                .filter_map(|(k, v)| plugin_config_value(v).map(|v| (k.clone(), v)))
-                .collect();
-            let mut plugin = Plugin {
-                object_type: object_type.clone(),
-                source: source.clone(),
-                pre,
-                limits,
-                config: plugin_config,
-                grants: Arc::new(grants),
-                info: PluginInfo {
-                    name: String::new(),
-                    version: String::new(),
-                    description: String::new(),
-                    config: Vec::new(),
-                    parameters: Vec::new(),
-                },
-            };
+            let mut plugin = Plugin::new(object_type, source.clone(), pre, route, limits, grants);
             plugin.info = runtime.describe(&plugin).await.map_err(fail)?;
             runtime
                 .validate(&plugin)
@@ -485,26 +498,7 @@ impl PluginRuntime {
                 return report;
             }
         };
-        let config_values = route
-            .config
-            .iter()
-            .filter_map(|(k, v)| plugin_config_value(v).map(|v| (k.clone(), v)))
-            .collect();
-        let mut plugin = Plugin {
-            object_type: object_type.to_string(),
-            source,
-            pre,
-            limits,
-            config: config_values,
-            grants: Arc::new(grants),
-            info: PluginInfo {
-                name: String::new(),
-                version: String::new(),
-                description: String::new(),
-                config: Vec::new(),
-                parameters: Vec::new(),
-            },
-        };
+        let mut plugin = Plugin::new(object_type, source, pre, route, limits, grants);
         match runtime.describe(&plugin).await {
             Ok(info) => {
                 report.step("describe", Ok(format!("{} {}", info.name, info.version)));
@@ -532,40 +526,42 @@ impl PluginRuntime {
     }
 
     async fn describe(&self, plugin: &Plugin) -> Result<PluginInfo, String> {
-        let deadline = Instant::now() + plugin.limits.timeout;
-        let (mut store, stderr) = self.store(plugin, None, deadline, Arc::from("load"));
-        let call = async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
-            instance.call_describe(&mut store).await
-        };
-        match tokio::time::timeout_at((deadline + EPOCH_TICK).into(), call).await {
-            Ok(Ok(info)) => Ok(info),
-            Ok(Err(e)) => Err(format!(
-                "describe failed: {}",
-                trap_text(&e.into(), &stderr)
-            )),
-            Err(_) => Err(format!(
-                "describe did not return within {:?}",
-                plugin.limits.timeout
-            )),
-        }
+        self.call_at_load(plugin, "describe", async |instance, store| {
+            instance.call_describe(store).await.map(Ok)
+        })
+        .await
     }
 
     async fn validate(&self, plugin: &Plugin) -> Result<(), String> {
+        let config = plugin.config.clone();
+        self.call_at_load(plugin, "validate", async move |instance, store| {
+            instance.call_validate(store, &config).await
+        })
+        .await
+    }
+
+    /// Runs one export of `plugin` outside any Mount (no host services),
+    /// within the plugin's timeout.
+    async fn call_at_load<T>(
+        &self,
+        plugin: &Plugin,
+        export: &str,
+        call: impl AsyncFnOnce(Backend, &mut Store<PluginState>) -> wasmtime::Result<Result<T, String>>,
+    ) -> Result<T, String> {
         let deadline = Instant::now() + plugin.limits.timeout;
         let (mut store, stderr) = self.store(plugin, None, deadline, Arc::from("load"));
-        let call = async {
+        let run = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
-            instance.call_validate(&mut store, &plugin.config).await
+            call(instance, &mut store).await
         };
-        match tokio::time::timeout_at((deadline + EPOCH_TICK).into(), call).await {
+        match tokio::time::timeout_at((deadline + EPOCH_TICK).into(), run).await {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => Err(format!(
-                "validate failed: {}",
+                "{export} failed: {}",
                 trap_text(&e.into(), &stderr)
             )),
             Err(_) => Err(format!(
-                "validate did not return within {:?}",
+                "{export} did not return within {:?}",
                 plugin.limits.timeout
             )),
         }
