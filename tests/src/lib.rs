@@ -23,6 +23,8 @@ use tonic::transport::Channel;
 
 pub use alibabacloud_emulator as emulator;
 
+pub mod fake_vault;
+
 /// The access key the default seed accepts.
 pub const ACCESS_KEY_ID: &str = "testid";
 /// Its secret.
@@ -400,6 +402,22 @@ pub fn files(response: &MountResponse) -> BTreeMap<String, String> {
             )
         })
         .collect()
+}
+
+/// Asserts that `status` has `code` and a message containing every one of
+/// `needles`; returns the message.
+#[track_caller]
+pub fn assert_status<'a>(
+    status: &'a tonic::Status,
+    code: tonic::Code,
+    needles: &[&str],
+) -> &'a str {
+    let message = status.message();
+    assert_eq!(status.code(), code, "{message}");
+    for needle in needles {
+        assert!(message.contains(needle), "{needle:?} not in: {message}");
+    }
+    message
 }
 
 /// The object versions of a response as (id, version) pairs, in order.

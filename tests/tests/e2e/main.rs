@@ -8,3 +8,4 @@ mod logs;
 mod mount;
 mod plugins;
 mod server;
+mod vault;
