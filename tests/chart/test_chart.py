@@ -39,6 +39,7 @@ SCENARIOS = {
     "rotation": (("rotation.yaml",), ()),
     "plugin": (("plugin.yaml",), ()),
     "plugin-volume": (("plugin-volume.yaml",), ()),
+    "plugin-capabilities": (("plugin-capabilities.yaml",), ()),
     "strict": (("strict.yaml",), ()),
     "identity": (("identity.yaml",), ()),
     "root-hostnetwork": (("root-hostnetwork.yaml",), ()),
@@ -588,6 +589,165 @@ def test_no_plugin_volume_by_default(render):
     assert not any(v["name"] == "plugins" for v in r.pod["volumes"])
 
 
+def test_plugin_route_limits_and_capabilities(render):
+    """Every per-route limit and capability reaches [plugins.<type>] and
+    [plugins.<type>.capabilities] with the binary's types."""
+    r = scenario("plugin-capabilities", render)
+    vault = r.config["plugins"]["vault"]
+    assert vault == {
+        "path": f"{PLUGIN_DIR}/vault.wasm",
+        "timeout": "5s",
+        "memory_limit_mib": 32,
+        "max_output_bytes": 65536,
+        "max_host_calls": 8,
+        "http_timeout": "2s",
+        "http_max_response_bytes": 262144,
+        "config": {"address": "https://vault.internal:8200", "role": "app"},
+        "capabilities": {
+            "http": ["https://vault.internal:8200", "http://127.0.0.1:8200", "https://[fd00::10]:8200/"],
+            "allow_internal_addresses": True,
+            "alibaba_cloud": False,
+            "service_account_audiences": ["vault", "https://vault.example.com"],
+            "node_publish_secret_keys": ["vault_token"],
+            "pod_info": True,
+        },
+    }
+    # A built-in plugin on another objectType keeps its grants; an empty list
+    # stays a list (nothing granted), not a missing key.
+    assert r.config["plugins"]["kms-shared"] == {
+        "builtin": "kms",
+        "max_host_calls": 64,
+        "capabilities": {"alibaba_cloud": True, "http": []},
+    }
+    assert r.config["plugins"]["kms"] == {"builtin": "kms"}
+    # Sub-tables, as config.toml writes them (not inline tables).
+    text = r.config_toml_text
+    assert "\n[plugins.vault.capabilities]\n" in text
+    assert "\n[plugins.vault.config]\n" in text
+    assert "\n[plugins.kms-shared.capabilities]\n" in text
+    # The driver issues the tokens the route is granted.
+    audiences = [t["audience"] for t in r.one("CSIDriver")["spec"]["tokenRequests"]]
+    assert audiences == [STS_AUDIENCE, "vault", "https://vault.example.com"]
+    assert r.mount("plugins")["mountPath"] == PLUGIN_DIR
+
+
+def rust_struct_fields(name: str) -> dict[str, str]:
+    """Field -> Rust type of `pub struct <name>` in host/src/config.rs."""
+    source = (REPO / "host" / "src" / "config.rs").read_text()
+    match = re.search(rf"^pub struct {name} \{{\n(.*?)^\}}", source, re.M | re.S)
+    assert match, f"pub struct {name} not found in host/src/config.rs"
+    return dict(re.findall(r"^\s+pub (\w+): (.+),$", match.group(1), re.M))
+
+
+# Rust field type -> JSON schema type of the chart value and Python type of the
+# rendered TOML value.
+RUST_TYPES = {
+    "bool": ("boolean", bool),
+    "Option<bool>": ("boolean", bool),
+    "u32": ("integer", int),
+    "u64": ("integer", int),
+    "usize": ("integer", int),
+    "Option<u32>": ("integer", int),
+    "Option<u64>": ("integer", int),
+    "Option<usize>": ("integer", int),
+    "Duration": ("string", str),
+    "Option<Duration>": ("string", str),
+    "Option<String>": ("string", str),
+    "Option<PathBuf>": ("string", str),
+    "Vec<String>": ("array", list),
+    "Capabilities": ("object", dict),
+    "BTreeMap<String, toml::Value>": ("object", dict),
+}
+
+
+def schema_types(node: dict) -> list[str]:
+    kind = node["type"]
+    return kind if isinstance(kind, list) else [kind]
+
+
+@pytest.mark.parametrize(
+    "struct, where",
+    [
+        ("PluginRoute", ("plugins", "additionalProperties", "oneOf", 1)),
+        ("Capabilities", ("plugins", "additionalProperties", "oneOf", 1, "properties", "capabilities")),
+        ("PluginLimits", ("plugin_defaults",)),
+    ],
+)
+def test_plugin_tables_match_the_binary(render, struct, where):
+    """The schema of a route, its capabilities and plugin_defaults has exactly
+    the keys of the binary's struct (deny_unknown_fields), with its types; the
+    rendered values have the types the binary reads."""
+    fields = rust_struct_fields(struct)
+    schema = json.loads((CHART_SRC / "values.schema.json").read_text())
+    node = schema["properties"]["config"]["properties"]
+    for step in where:
+        node = node[step]
+    props = node["properties"]
+    assert node.get("additionalProperties") is False
+    assert set(props) == set(fields), f"{struct}: schema {sorted(props)} vs binary {sorted(fields)}"
+    for key, rust_type in fields.items():
+        assert rust_type in RUST_TYPES, f"{struct}.{key}: add {rust_type} to RUST_TYPES"
+        json_type, _ = RUST_TYPES[rust_type]
+        assert json_type in schema_types(props[key]), f"{struct}.{key} is {rust_type}, schema {props[key]}"
+        if json_type == "array":
+            assert props[key]["items"]["type"] == "string"
+    rendered = scenario("plugin-capabilities", render).config
+    tables = {
+        "PluginRoute": [rendered["plugins"]["vault"], rendered["plugins"]["kms-shared"]],
+        "Capabilities": [rendered["plugins"]["vault"]["capabilities"]],
+        "PluginLimits": [rendered["plugin_defaults"]],
+    }[struct]
+    for table in tables:
+        assert set(table) <= set(fields)
+        for key, value in table.items():
+            _, python_type = RUST_TYPES[fields[key]]
+            assert type(value) is python_type, f"{struct}.{key} = {value!r}"
+            if python_type is list:
+                assert all(isinstance(v, str) for v in value)
+    # The values set exercises every key (`enabled` has its own test).
+    assert set(fields) - set().union(*tables) <= {"enabled"}
+
+
+def test_capabilities_left_out_grant_nothing(render):
+    """No capabilities (or null) writes no table: the binary then denies all
+    but its defaults."""
+    assert "capabilities" not in scenario("plugin", render).config["plugins"]["vault"]
+    r = render(("plugin.yaml",), ("config.plugins.vault.capabilities=null",))
+    assert "capabilities" not in r.config["plugins"]["vault"]
+    assert "capabilities" not in r.config_toml_text
+
+
+def test_readme_plugin_example_renders_as_shown(render, tmp_path):
+    """The chart README's Vault example renders into the config.toml it shows."""
+    readme = (CHART_SRC / "README.md").read_text()
+    (example,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "service_account_audiences" in b]
+    (shown,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[plugins.vault.capabilities]" in b]
+    values = tmp_path / "readme-vault.yaml"
+    values.write_text(example.replace("AGFzbQ0AAQA...", "AGFzbQ0AAQA="))
+    r = render((str(values),))
+    assert shown in r.config_toml_text
+    assert r.config["plugins"]["vault"] == tomllib.loads(shown)["plugins"]["vault"]
+
+
+def test_granted_audience_of_a_disabled_route_is_not_checked(render):
+    r = render(
+        ("plugin.yaml",),
+        ("config.plugins.vault.capabilities.service_account_audiences={vault}", "config.plugins.vault.enabled=false"),
+    )
+    assert r.config["plugins"]["vault"]["enabled"] is False
+
+
+def test_granted_audience_with_an_external_driver(render):
+    """The chart cannot see an external driver's tokenRequests: no failure
+    (the notes name the audiences instead)."""
+    r = render(
+        ("plugin.yaml",),
+        ("config.plugins.vault.capabilities.service_account_audiences={vault}", "secrets-store-csi-driver.install=false"),
+    )
+    assert r.config["plugins"]["vault"]["capabilities"] == {"service_account_audiences": ["vault"]}
+    assert not r.has("CSIDriver")
+
+
 # === Upstream values files ===
 
 
@@ -656,6 +816,121 @@ SCHEMA_ERRORS = {
         ("AGFzbQ",),
     ),
     "unknown builtin": (("config.plugins.vault.builtin=vault",), "config.plugins.vault", ("kms",)),
+    "plugin origin with a path": (
+        ("config.plugins.vault.capabilities.http={https://vault.internal:8200/v1}",),
+        "config.plugins.vault.capabilities.http",
+        ("pattern",),
+    ),
+    "plugin origin without scheme": (
+        ("config.plugins.vault.capabilities.http={vault.internal:8200}",),
+        "config.plugins.vault.capabilities.http",
+        ("pattern",),
+    ),
+    "plugin origin with credentials": (
+        ("config.plugins.vault.capabilities.http={https://user:pw@vault.internal}",),
+        "config.plugins.vault.capabilities.http",
+        ("pattern",),
+    ),
+    "plugin origin with a query": (
+        ("config.plugins.vault.capabilities.http={https://vault.internal?ns=a}",),
+        "config.plugins.vault.capabilities.http",
+        ("pattern",),
+    ),
+    "plugin origin not HTTP": (
+        ("config.plugins.vault.capabilities.http={ftp://vault.internal}",),
+        "config.plugins.vault.capabilities.http",
+        ("pattern",),
+    ),
+    "plugin origin port out of range": (
+        ("config.plugins.vault.capabilities.http={https://vault.internal:65536}",),
+        "config.plugins.vault.capabilities.http",
+        ("pattern",),
+    ),
+    "plugin origins as one string": (
+        ("config.plugins.vault.capabilities.http=https://vault.internal",),
+        "config.plugins.vault.capabilities.http",
+        ("array",),
+    ),
+    "unknown capability": (
+        ("config.plugins.vault.capabilities.filesystem=true",),
+        "config.plugins.vault.capabilities",
+        ("filesystem",),
+    ),
+    "capability typo": (
+        ("config.plugins.vault.capabilities.service_account_audience={vault}",),
+        "config.plugins.vault.capabilities",
+        ("service_account_audience",),
+    ),
+    "pod_info not a boolean": (
+        ("config.plugins.vault.capabilities.pod_info=yes",),
+        "config.plugins.vault.capabilities.pod_info",
+        ("boolean",),
+    ),
+    "alibaba_cloud not a boolean": (
+        ("config.plugins.vault.capabilities.alibaba_cloud=1",),
+        "config.plugins.vault.capabilities.alibaba_cloud",
+        ("boolean",),
+    ),
+    "allow_internal_addresses not a boolean": (
+        ("config.plugins.vault.capabilities.allow_internal_addresses=no",),
+        "config.plugins.vault.capabilities.allow_internal_addresses",
+        ("boolean",),
+    ),
+    "audiences as one string": (
+        ("config.plugins.vault.capabilities.service_account_audiences=vault",),
+        "config.plugins.vault.capabilities.service_account_audiences",
+        ("array",),
+    ),
+    "empty audience": (
+        ("config.plugins.vault.capabilities.service_account_audiences={}",),
+        "config.plugins.vault.capabilities.service_account_audiences",
+        ("minLength", "greater than or equal"),
+    ),
+    "secret key not a string": (
+        ("config.plugins.vault.capabilities.node_publish_secret_keys[0]=1",),
+        "config.plugins.vault.capabilities.node_publish_secret_keys",
+        ("string",),
+    ),
+    "capabilities as a list": (
+        ("config.plugins.vault.capabilities={http}",),
+        "config.plugins.vault.capabilities",
+        ("object",),
+    ),
+    "no host calls": (
+        ("config.plugins.vault.max_host_calls=0",),
+        "config.plugins.vault.max_host_calls",
+        ("minimum", "greater than or equal"),
+    ),
+    "host calls beyond u32": (
+        ("config.plugins.vault.max_host_calls=4294967296",),
+        "config.plugins.vault.max_host_calls",
+        ("maximum", "less than or equal"),
+    ),
+    "host calls as a string": (
+        ("config.plugins.vault.max_host_calls=many",),
+        "config.plugins.vault.max_host_calls",
+        ("integer",),
+    ),
+    "plugin http timeout without unit": (
+        ("config.plugins.vault.http_timeout=5",),
+        "config.plugins.vault.http_timeout",
+        ("string",),
+    ),
+    "plugin http timeout in words": (
+        ("config.plugins.vault.http_timeout=five seconds",),
+        "config.plugins.vault.http_timeout",
+        ("pattern",),
+    ),
+    "no plugin http answer": (
+        ("config.plugins.vault.http_max_response_bytes=0",),
+        "config.plugins.vault.http_max_response_bytes",
+        ("minimum", "greater than or equal"),
+    ),
+    "fractional plugin http answer": (
+        ("config.plugins.vault.http_max_response_bytes=1.5",),
+        "config.plugins.vault.http_max_response_bytes",
+        ("integer",),
+    ),
     "plugin memory too large": (
         ("config.plugins.kms.memory_limit_mib=8192",),
         "config.plugins.kms",
@@ -783,6 +1058,29 @@ TEMPLATE_ERRORS = {
     "plugin file missing": (
         (("plugin.yaml",), ("config.plugins.other.path=other.wasm",)),
         "pluginFiles.binaryData has no other.wasm (it has: vault.wasm)",
+    ),
+    "granted audience the driver does not issue": (
+        (("plugin.yaml",), ("config.plugins.vault.capabilities.service_account_audiences={vault}",)),
+        'config.plugins.vault.capabilities.service_account_audiences grants the audience "vault", '
+        "but secrets-store-csi-driver.tokenRequests has no {audience: vault}",
+    ),
+    "granted audience without any tokenRequests": (
+        (
+            ("plugin-capabilities.yaml",),
+            ("secrets-store-csi-driver.tokenRequests=null",),
+        ),
+        "keep {audience: sts.aliyuncs.com} in it), or remove the grant",
+    ),
+    "second audience missing": (
+        (
+            ("plugin-capabilities.yaml",),
+            ("secrets-store-csi-driver.tokenRequests[2].audience=vault-old",),
+        ),
+        'grants the audience "https://vault.example.com", but secrets-store-csi-driver.tokenRequests has no',
+    ),
+    "built-in plugin denied Alibaba Cloud": (
+        ((), ("config.plugins.kms.capabilities.alibaba_cloud=false",)),
+        "config.plugins.kms.capabilities.alibaba_cloud is false, but the built-in kms plugin makes signed Alibaba Cloud calls",
     ),
     "route with builtin and path": (
         (("plugin.yaml",), ("config.plugins.vault.builtin=kms",)),
@@ -968,6 +1266,23 @@ def test_notes_strict_with_oidc_provider_from_config(helm, chart):
     )
     assert "Identity policy: strict" in text
     assert "NOTE" not in text
+
+
+def test_notes_name_plugin_audiences_for_an_external_driver(helm, chart):
+    text = notes(
+        helm, chart, ("plugin-capabilities.yaml",), ("secrets-store-csi-driver.install=false",),
+    )
+    assert "Plugin routes are granted ServiceAccount tokens for the audiences https://vault.example.com, vault:" in text
+    assert "kubectl get csidriver secrets-store.csi.k8s.io -o jsonpath='{.spec.tokenRequests}'" in text
+    # Disabled routes grant nothing; with the driver installed here the
+    # chart checks tokenRequests itself and says nothing.
+    off = notes(
+        helm, chart, ("plugin-capabilities.yaml",),
+        ("secrets-store-csi-driver.install=false", "config.plugins.vault.enabled=false"),
+    )
+    assert "Plugin routes are granted" not in off
+    assert "Plugin routes are granted" not in notes(helm, chart, ("plugin-capabilities.yaml",))
+    assert "WARNING" not in notes(helm, chart, ("plugin-capabilities.yaml",))
 
 
 def test_notes_without_service_account_lookup_ask_for_pod_role_arn(helm, chart):

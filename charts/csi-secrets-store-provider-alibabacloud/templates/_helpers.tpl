@@ -319,6 +319,7 @@ change.
 {{- $hasPluginFiles := or $files.volume $files.binaryData $files.configMaps -}}
 {{- $onlyEmbedded := and $files.binaryData (not $files.configMaps) (not $files.volume) -}}
 {{- $config := include "csspa.effectiveConfig" . | fromJson -}}
+{{- $tokenAudiences := include "csspa.tokenAudiences" . | fromJsonArray -}}
 {{- range $name, $plugin := $config.plugins -}}
 {{- if not (eq (toString $plugin.enabled) "false") -}}
 {{- if and $plugin.builtin $plugin.path -}}
@@ -337,8 +338,41 @@ change.
 {{- fail (printf "config.plugins.%s.path is %s, but pluginFiles.binaryData has no %s (it has: %s)" $name $plugin.path $file (keys $files.binaryData | sortAlpha | join ", ")) -}}
 {{- end -}}
 {{- end -}}
+{{- $caps := default dict $plugin.capabilities -}}
+{{- if and $plugin.builtin (eq (toString $caps.alibaba_cloud) "false") -}}
+{{- fail (printf "config.plugins.%s.capabilities.alibaba_cloud is false, but the built-in %s plugin makes signed Alibaba Cloud calls: the provider would refuse it at start-up; remove alibaba_cloud (built-in routes have it by default)" $name $plugin.builtin) -}}
+{{- end -}}
+{{- if $driver.install -}}
+{{- range $audience := (default list $caps.service_account_audiences) -}}
+{{- if not (has $audience $tokenAudiences) -}}
+{{- fail (printf "config.plugins.%s.capabilities.service_account_audiences grants the audience %q, but secrets-store-csi-driver.tokenRequests has no {audience: %s}, so kubelet never issues that token and the plugin cannot use the grant: add it to tokenRequests (the list replaces the default, so keep {audience: %s} in it), or remove the grant" $name $audience $audience (include "csspa.stsAudience" $)) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Audiences granted to enabled plugin routes (capabilities.service_account_audiences),
+sorted and without repeats, as a JSON list.
+*/}}
+{{- define "csspa.pluginAudiences" -}}
+{{- $audiences := list -}}
+{{- range $name, $plugin := (include "csspa.effectiveConfig" . | fromJson).plugins -}}
+{{- if not (eq (toString $plugin.enabled) "false") -}}
+{{- $audiences = concat $audiences (default list (default dict $plugin.capabilities).service_account_audiences) -}}
+{{- end -}}
+{{- end -}}
+{{- $audiences | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* Audiences of secrets-store-csi-driver.tokenRequests, as a JSON list. */}}
+{{- define "csspa.tokenAudiences" -}}
+{{- $driver := index .Values "secrets-store-csi-driver" | default dict -}}
+{{- $audiences := list -}}
+{{- range (default list $driver.tokenRequests) }}{{ $audiences = append $audiences .audience }}{{ end -}}
+{{- $audiences | toJson -}}
 {{- end -}}
 
 {{/* A scalar value (string or number) as a quoted string, integers without exponent. */}}
