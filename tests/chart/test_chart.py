@@ -250,7 +250,7 @@ def test_scheduling_defaults(render):
 def test_resources(render):
     c = scenario("defaults", render).container
     assert c["resources"] == {
-        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "requests": {"cpu": "50m", "memory": "96Mi"},
         "limits": {"cpu": "500m", "memory": "256Mi"},
     }
 
