@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use integration_tests::built_plugin;
+use integration_tests::testing_route;
 use provider::Provider;
 use provider::cloud::CloudSession;
-use provider::config::{Config, PluginRoute};
+use provider::config::Config;
 use provider::identity::{MountAuth, OwnedMountIdentity};
 use provider::plugin::{ObjectRequest, PluginRuntime};
 
@@ -23,14 +23,7 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(5000);
     let mut config = Config::default();
-    config.plugins.insert(
-        "testing".into(),
-        PluginRoute {
-            path: Some(built_plugin("testing_plugin.wasm")),
-            enabled: true,
-            ..PluginRoute::default()
-        },
-    );
+    config.plugins.insert("testing".into(), testing_route());
     let load_started = Instant::now();
     let runtime = PluginRuntime::load(&config).await?;
     let load = load_started.elapsed();

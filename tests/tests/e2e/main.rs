@@ -1,6 +1,7 @@
 //! End-to-end tests: a Mount over the provider's real Unix socket, through the
 //! real WebAssembly plugins, to the emulator over signed HTTP.
 
+mod benchmarks;
 mod capabilities;
 mod errors;
 mod identity;

@@ -1,0 +1,55 @@
+//! The benchmark binaries still run: a few iterations each, checking that
+//! they print their figures (the figures themselves are not judged here).
+
+use std::process::Command;
+
+fn run(binary: &str, args: &[&str]) -> String {
+    let output = Command::new(binary).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{binary} {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn mount_load_prints_its_figures() {
+    let out = run(
+        env!("CARGO_BIN_EXE_mount-load"),
+        &[
+            "--mounts",
+            "4",
+            "--objects",
+            "3",
+            "--latency",
+            "1ms",
+            "--warmup",
+            "1",
+        ],
+    );
+    assert!(out.contains("latency per Mount: p50"), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+    assert!(out.contains("12 GetSecretValue"), "{out}");
+
+    let out = run(
+        env!("CARGO_BIN_EXE_mount-load"),
+        &[
+            "--mounts",
+            "6",
+            "--objects",
+            "1",
+            "--latency",
+            "0ms",
+            "--pod-identity",
+        ],
+    );
+    assert!(out.contains("1 STS AssumeRoleWithOIDC calls"), "{out}");
+}
+
+#[test]
+fn plugin_cost_prints_its_figures() {
+    let out = run(env!("CARGO_BIN_EXE_plugin-cost"), &["20"]);
+    assert!(out.contains("p50") && out.contains("p99"), "{out}");
+}
