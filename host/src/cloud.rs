@@ -315,11 +315,12 @@ impl CloudClient {
         };
         let response = request.send().await.map_err(|e| {
             ApiError::Transport(format!(
-                "{} {} to {}: {}",
+                "{} {} to {}: {}{}",
                 call.product.to_ascii_uppercase(),
                 call.action,
                 endpoint.authority(),
-                crate::http::transport_cause(&e)
+                crate::http::transport_cause(&e),
+                crate::http::certificate_hint(&e, "cloud.ca_file")
             ))
         })?;
         let status = response.status().as_u16();

@@ -18,6 +18,18 @@ pub(crate) fn transport_cause(error: &reqwest::Error) -> String {
     text
 }
 
+/// For a server certificate that no trusted CA vouches for, a hint that
+/// names the setting (`ca_key`) that adds one; else nothing.
+pub(crate) fn certificate_hint(error: &reqwest::Error, ca_key: &str) -> String {
+    if transport_cause(error).contains("invalid peer certificate") {
+        format!(
+            "; the server's certificate is not from a trusted CA: if it is the right server, put its CA in {ca_key}"
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// Reads a body of at most `cap` bytes, refusing a larger one early.
 pub(crate) async fn read_capped(
     mut response: reqwest::Response,

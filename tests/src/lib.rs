@@ -24,6 +24,7 @@ use tonic::transport::Channel;
 pub use alibabacloud_emulator as emulator;
 
 pub mod fake_vault;
+pub mod tls;
 
 /// The access key the default seed accepts.
 pub const ACCESS_KEY_ID: &str = "testid";

@@ -439,6 +439,7 @@ fn describe(error: &reqwest::Error) -> String {
         "no answer in time".to_string()
     } else {
         transport_cause(error)
+            + &crate::http::certificate_hint(error, "identity.kubernetes_ca_file (the cluster CA)")
     }
 }
 

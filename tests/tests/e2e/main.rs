@@ -9,4 +9,5 @@ mod logs;
 mod mount;
 mod plugins;
 mod server;
+mod tls;
 mod vault;
