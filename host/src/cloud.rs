@@ -145,20 +145,8 @@ impl CloudClient {
                 env!("CARGO_PKG_VERSION")
             ));
         if !settings.ca_file.is_empty() {
-            let pem = std::fs::read(&settings.ca_file)
-                .map_err(|e| format!("cloud.ca_file: cannot read {}: {e}", settings.ca_file))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!(
-                    "cloud.ca_file: {} is not a PEM certificate bundle: {e}",
-                    settings.ca_file
-                )
-            })?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "cloud.ca_file: {} holds no PEM certificate",
-                    settings.ca_file
-                ));
-            }
+            let certs = crate::http::read_ca_bundle(settings.ca_file.as_ref())
+                .map_err(|e| format!("cloud.ca_file: {e}"))?;
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }

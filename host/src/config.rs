@@ -277,6 +277,9 @@ pub struct PluginRoute {
     pub http_timeout: Option<Duration>,
     /// Overrides `plugin_defaults.http_max_response_bytes`.
     pub http_max_response_bytes: Option<usize>,
+    /// A PEM bundle the plugin's HTTPS requests trust besides the system
+    /// roots: the private CA of its backend.
+    pub http_ca_file: Option<PathBuf>,
     /// What the plugin may use.
     #[serde(default)]
     pub capabilities: Capabilities,
@@ -530,6 +533,12 @@ impl Config {
                 if let Err(message) = crate::plugin::egress::parse_origin(origin) {
                     return invalid(&format!("{key}.capabilities.http"), message);
                 }
+            }
+            if route.http_ca_file.is_some() && route.capabilities.http.is_empty() {
+                return invalid(
+                    &format!("{key}.http_ca_file"),
+                    "is set, but capabilities.http grants no origin to use it with: list the plugin's HTTPS origins in capabilities.http, or remove http_ca_file".into(),
+                );
             }
             for audience in &route.capabilities.service_account_audiences {
                 if audience.is_empty() {

@@ -18,6 +18,18 @@ pub(crate) fn transport_cause(error: &reqwest::Error) -> String {
     text
 }
 
+/// The certificates of a PEM bundle file (at least one).
+pub(crate) fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let path = path.display();
+    let pem = std::fs::read(path.to_string()).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{path} is not a PEM certificate bundle: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{path} holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
 /// For a server certificate that no trusted CA vouches for, a hint that
 /// names the setting (`ca_key`) that adds one; else nothing.
 pub(crate) fn certificate_hint(error: &reqwest::Error, ca_key: &str) -> String {

@@ -602,6 +602,7 @@ def test_plugin_route_limits_and_capabilities(render):
         "max_host_calls": 8,
         "http_timeout": "2s",
         "http_max_response_bytes": 262144,
+        "http_ca_file": f"{PLUGIN_DIR}/vault-ca.pem",
         "config": {"address": "https://vault.internal:8200", "role": "app"},
         "capabilities": {
             "http": ["https://vault.internal:8200", "http://127.0.0.1:8200", "https://[fd00::10]:8200/"],
@@ -1058,6 +1059,15 @@ TEMPLATE_ERRORS = {
     "plugin file missing": (
         (("plugin.yaml",), ("config.plugins.other.path=other.wasm",)),
         "pluginFiles.binaryData has no other.wasm (it has: vault.wasm)",
+    ),
+    "plugin CA file that is not PEM": (
+        (("plugin.yaml",), ("pluginFiles.binaryData.vault-ca\\.pem=AGFzbQ0AAQA=",)),
+        "/pluginFiles/binaryData/vault-ca.pem",
+    ),
+    "plugin CA file missing": (
+        (("plugin.yaml",), ("config.plugins.vault.http_ca_file=vault-ca.pem",)),
+        "config.plugins.vault.http_ca_file is /etc/csi-secrets-store-provider-alibabacloud/plugins/vault-ca.pem, "
+        "but pluginFiles.binaryData has no vault-ca.pem (it has: vault.wasm)",
     ),
     "granted audience the driver does not issue": (
         (("plugin.yaml",), ("config.plugins.vault.capabilities.service_account_audiences={vault}",)),

@@ -194,8 +194,11 @@ regionId, and relative plugin paths resolved under the plugin directory.
 {{- range $name, $plugin := (default dict $config.plugins) -}}
 {{- if kindIs "map" $plugin -}}
 {{- $p := deepCopy $plugin -}}
-{{- if and $p.path (not (hasPrefix "/" $p.path)) -}}
-{{- $_ := set $p "path" (printf "%s/%s" (include "csspa.pluginDir" $) $p.path) -}}
+{{- range $key := list "path" "http_ca_file" -}}
+{{- $file := get $p $key -}}
+{{- if and $file (not (hasPrefix "/" $file)) -}}
+{{- $_ := set $p $key (printf "%s/%s" (include "csspa.pluginDir" $) $file) -}}
+{{- end -}}
 {{- end -}}
 {{- $_ := set $plugins $name $p -}}
 {{- end -}}
@@ -329,13 +332,16 @@ change.
 {{- fail (printf "config.plugins.%s needs builtin (kms or oos) or path (a .wasm file), or enabled: false to remove the route" $name) -}}
 {{- end -}}
 {{- $prefix := printf "%s/" (include "csspa.pluginDir" $) -}}
-{{- if and $plugin.path (hasPrefix $prefix $plugin.path) -}}
-{{- $file := trimPrefix $prefix $plugin.path -}}
+{{- range $key := list "path" "http_ca_file" -}}
+{{- $path := get $plugin $key -}}
+{{- if and $path (hasPrefix $prefix $path) -}}
+{{- $file := trimPrefix $prefix $path -}}
 {{- if not $hasPluginFiles -}}
-{{- fail (printf "config.plugins.%s.path is %s, but no plugin files are mounted: set pluginFiles.binaryData, pluginFiles.configMaps or pluginFiles.volume" $name $plugin.path) -}}
+{{- fail (printf "config.plugins.%s.%s is %s, but no plugin files are mounted: set pluginFiles.binaryData, pluginFiles.configMaps or pluginFiles.volume" $name $key $path) -}}
 {{- end -}}
 {{- if and $onlyEmbedded (not (hasKey $files.binaryData $file)) -}}
-{{- fail (printf "config.plugins.%s.path is %s, but pluginFiles.binaryData has no %s (it has: %s)" $name $plugin.path $file (keys $files.binaryData | sortAlpha | join ", ")) -}}
+{{- fail (printf "config.plugins.%s.%s is %s, but pluginFiles.binaryData has no %s (it has: %s)" $name $key $path $file (keys $files.binaryData | sortAlpha | join ", ")) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $caps := default dict $plugin.capabilities -}}

@@ -257,24 +257,8 @@ impl KubeClient {
                 env!("CARGO_PKG_VERSION")
             ));
         if let Some(ca_file) = &config.ca_file {
-            let pem = std::fs::read(ca_file).map_err(|e| {
-                KubeError::Config(format!(
-                    "cannot read the cluster CA {}: {e}",
-                    ca_file.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                KubeError::Config(format!(
-                    "the cluster CA {} is not a PEM certificate bundle: {e}",
-                    ca_file.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(KubeError::Config(format!(
-                    "the cluster CA {} holds no PEM certificate",
-                    ca_file.display()
-                )));
-            }
+            let certs = crate::http::read_ca_bundle(ca_file)
+                .map_err(|e| KubeError::Config(format!("the cluster CA: {e}")))?;
             // Only the cluster CA, as client-go: the bearer token must never
             // go to a server that a public CA vouches for.
             builder = builder.tls_certs_only(certs);

@@ -170,6 +170,7 @@ impl Egress {
         allow_internal: bool,
         timeout: Duration,
         max_response_bytes: usize,
+        ca_file: Option<&std::path::Path>,
     ) -> Result<Egress, String> {
         crate::cloud::install_crypto_provider();
         let origins = origins
@@ -181,7 +182,15 @@ impl Egress {
             allow_internal,
         });
         let redirect_policy = policy.clone();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca_file) = ca_file {
+            for cert in
+                crate::http::read_ca_bundle(ca_file).map_err(|e| format!("http_ca_file: {e}"))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .dns_resolver(Arc::new(FilteringResolver { allow_internal }))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
@@ -265,7 +274,13 @@ impl Egress {
                 if e.is_redirect() || e.is_builder() {
                     EgressError::Denied(crate::http::transport_cause(&e))
                 } else {
-                    EgressError::Transport(crate::http::transport_cause(&e))
+                    EgressError::Transport(
+                        crate::http::transport_cause(&e)
+                            + &crate::http::certificate_hint(
+                                &e,
+                                "this plugin route's http_ca_file",
+                            ),
+                    )
                 }
             })?;
             let status = response.status().as_u16();

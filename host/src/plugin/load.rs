@@ -108,6 +108,7 @@ pub fn grants(route: &PluginRoute, limits: &PluginLimits) -> Result<Grants, Stri
             caps.allow_internal_addresses,
             limits.http_timeout,
             limits.http_max_response_bytes,
+            route.http_ca_file.as_deref(),
         )?)
     };
     Ok(Grants {

@@ -399,3 +399,72 @@ async fn a_bad_route_stops_the_provider_at_start_up() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_vault_behind_a_private_ca_needs_the_routes_http_ca_file() {
+    let vault = vault().await;
+    let ca = integration_tests::tls::TestCa::new("Vault's private CA");
+    let front = integration_tests::tls::TlsFront::start(&ca, &vault.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_pem(dir.path(), "vault-ca.pem");
+    let route = |ca_line: &str| {
+        let text = format!(
+            "[plugins.vault]\npath = {:?}\n{ca_line}\nconfig = {{ address = \"{url}\", role = \"app\" }}\ncapabilities = {{ http = [\"{url}\"], allow_internal_addresses = true, service_account_audiences = [\"vault\"] }}\n",
+            built_plugin("vault_plugin.wasm"),
+            url = front.url(),
+        );
+        Config::parse(&text, Path::new("config.toml")).unwrap()
+    };
+    let yaml = "- objectName: app/db\n  objectType: vault\n  objectAlias: db\n";
+
+    // The system roots do not know the CA: refused before the login is sent.
+    let provider = TestProvider::start(route(""), Vec::new()).await;
+    let status = provider
+        .mount(mount_as("team-a", "app", yaml))
+        .await
+        .unwrap_err();
+    assert_status(
+        &status,
+        Code::Unavailable,
+        &["login", "put its CA in this plugin route's http_ca_file"],
+    );
+    assert_eq!((front.forwarded(), vault.stats().logins), (0, 0));
+    provider.stop().await;
+
+    let provider =
+        TestProvider::start(route(&format!("http_ca_file = {ca_file:?}")), Vec::new()).await;
+    let response = provider
+        .mount(mount_as("team-a", "app", yaml))
+        .await
+        .unwrap();
+    assert!(files(&response)["db"].contains("NEW-PASSWORD-2"));
+    assert_eq!(vault.stats().logins, 1);
+    provider.stop().await;
+
+    // A CA file that is not there, or a CA with nothing to trust it for,
+    // stops the provider at start-up.
+    let e = Provider::new(
+        route("http_ca_file = \"/nonexistent/ca.pem\""),
+        None,
+        Vec::new(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("plugins.vault") && e.contains("http_ca_file: cannot read /nonexistent/ca.pem"),
+        "{e}"
+    );
+    let text = format!(
+        "[plugins.vault]\npath = {:?}\nhttp_ca_file = {ca_file:?}\n",
+        built_plugin("vault_plugin.wasm")
+    );
+    let e = Config::parse(&text, Path::new("config.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("plugins.vault.http_ca_file")
+            && e.contains("capabilities.http grants no origin"),
+        "{e}"
+    );
+}
