@@ -190,7 +190,10 @@ impl Egress {
                 builder = builder.add_root_certificate(cert);
             }
         }
+        // No proxy from the environment: a proxy would resolve names itself,
+        // beyond the internal-address check of the resolver below.
         let client = builder
+            .no_proxy()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .dns_resolver(Arc::new(FilteringResolver { allow_internal }))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
