@@ -178,6 +178,11 @@ impl FakeCloud {
         env
     }
 
+    /// ServiceAccount GETs the emulator's Kubernetes API has answered.
+    pub fn service_account_gets(&self) -> u64 {
+        self.emulator.kubernetes_stats().requests("serviceaccounts")
+    }
+
     /// A config with the built-in defaults, a default region, and the
     /// emulator's metadata server and Kubernetes API.
     pub fn config(&self) -> Config {

@@ -70,10 +70,7 @@ async fn main() -> anyhow::Result<()> {
         provider.mount(mount(i)).await?;
     }
     let warmup_sts = cloud.emulator.stats().sts_calls();
-    let warmup_gets = cloud
-        .emulator
-        .kubernetes_stats()
-        .requests("serviceaccounts");
+    let warmup_gets = cloud.service_account_gets();
     cloud.emulator.reset_stats();
     let attempts_before = provider
         .provider
@@ -154,11 +151,7 @@ async fn main() -> anyhow::Result<()> {
             sts,
             mounts,
             sts as f64 * 1000.0 / mounts as f64,
-            warmup_gets
-                + cloud
-                    .emulator
-                    .kubernetes_stats()
-                    .requests("serviceaccounts"),
+            warmup_gets + cloud.service_account_gets(),
         );
     }
     Ok(())

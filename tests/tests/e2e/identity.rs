@@ -152,13 +152,7 @@ async fn pod_role_from_the_secret_provider_class_and_tokens_from_secrets() {
         );
     let response = provider.mount(mount).await.unwrap();
     assert_eq!(files(&response)["out"], "team-a-password");
-    assert_eq!(
-        cloud
-            .emulator
-            .kubernetes_stats()
-            .requests("serviceaccounts"),
-        0
-    );
+    assert_eq!(cloud.service_account_gets(), 0);
     provider.stop().await;
 }
 
@@ -194,13 +188,7 @@ async fn one_sts_call_per_credential_lifetime_for_many_mounts() {
             .unwrap();
     }
     assert_eq!(cloud.emulator.stats().requests("AssumeRoleWithOIDC"), 1);
-    assert_eq!(
-        cloud
-            .emulator
-            .kubernetes_stats()
-            .requests("serviceaccounts"),
-        1
-    );
+    assert_eq!(cloud.service_account_gets(), 1);
     let stats = provider.provider.credentials().cache().stats();
     assert_eq!(stats.loads, 1, "{stats:?}");
 }

@@ -30,13 +30,7 @@ async fn the_kubernetes_api_is_reached_over_tls_with_the_cluster_ca_only() {
     let provider = TestProvider::start(config.clone(), cloud.rrsa_env()).await;
     let response = provider.mount(pod_read("team-a/db")).await.unwrap();
     assert_eq!(files(&response)["out"], "team-a-password");
-    assert_eq!(
-        cloud
-            .emulator
-            .kubernetes_stats()
-            .requests("serviceaccounts"),
-        1
-    );
+    assert_eq!(cloud.service_account_gets(), 1);
     assert_eq!(front.forwarded(), 1);
     provider.stop().await;
 
@@ -56,13 +50,7 @@ async fn the_kubernetes_api_is_reached_over_tls_with_the_cluster_ca_only() {
     );
     assert!(!message.contains(KUBERNETES_TOKEN), "{message}");
     assert_eq!(front.forwarded(), 1, "a connection got past the handshake");
-    assert_eq!(
-        cloud
-            .emulator
-            .kubernetes_stats()
-            .requests("serviceaccounts"),
-        1
-    );
+    assert_eq!(cloud.service_account_gets(), 1);
     provider.stop().await;
 }
 
