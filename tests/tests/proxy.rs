@@ -1,7 +1,10 @@
-//! Plugin HTTP ignores proxy environment variables: a proxy would resolve
-//! names itself, out of reach of the host's internal-address check, so a
-//! plugin could reach the metadata server through it. Alone in its own test
-//! binary, because it sets process-wide environment variables.
+//! Plugin HTTP and the metadata server ignore proxy environment variables: a
+//! proxy would resolve names itself, out of reach of the host's
+//! internal-address check (a plugin could reach the metadata server through
+//! it), and would answer metadata requests with its own host's credentials.
+//! The cloud API follows them (here `NO_PROXY` exempts the emulator's
+//! 127.0.0.1). Alone in its own test binary, because it sets process-wide
+//! environment variables.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +16,7 @@ use provider::config::Capabilities;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
-async fn plugin_http_does_not_go_through_an_environment_proxy() {
+async fn plugin_http_and_the_metadata_server_do_not_go_through_an_environment_proxy() {
     // A "proxy" that answers every request itself, and counts them.
     let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
@@ -43,8 +46,8 @@ async fn plugin_http_does_not_go_through_an_environment_proxy() {
         ] {
             std::env::set_var(name, &proxy_url);
         }
-        std::env::remove_var("NO_PROXY");
-        std::env::remove_var("no_proxy");
+        std::env::set_var("NO_PROXY", "127.0.0.1");
+        std::env::set_var("no_proxy", "127.0.0.1");
     }
 
     let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -52,7 +55,7 @@ async fn plugin_http_does_not_go_through_an_environment_proxy() {
     let app = Router::new().route("/ok", get(|| async { "direct" }));
     tokio::spawn(async move { axum::serve(web, app).await.unwrap() });
 
-    let cloud = FakeCloud::start(default_seed()).await;
+    let cloud = FakeCloud::start(identity_seed()).await;
     let mut config = cloud.config();
     let mut route = testing_route();
     route.capabilities = Capabilities {
@@ -73,6 +76,23 @@ async fn plugin_http_does_not_go_through_an_environment_proxy() {
         proxied.load(Ordering::Relaxed),
         0,
         "the plugin's request went through the proxy"
+    );
+    provider.stop().await;
+
+    // The node's RAM role from the metadata server, named so that NO_PROXY
+    // does not exempt it.
+    let mut config = cloud.config();
+    config.identity.metadata_url = cloud.emulator.imds_url().replace("127.0.0.1", "localhost");
+    let provider = TestProvider::start(config, cloud.rrsa_env()).await;
+    let response = provider
+        .mount(Mount::objects("- objectName: test\n  objectAlias: out\n"))
+        .await
+        .unwrap();
+    assert!(files(&response)["out"].contains("testuser"));
+    assert_eq!(
+        proxied.load(Ordering::Relaxed),
+        0,
+        "a metadata request went through the proxy"
     );
     provider.stop().await;
 }
