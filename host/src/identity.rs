@@ -14,6 +14,16 @@ pub mod kube;
 pub mod sts;
 pub mod tokens;
 
+/// An environment lookup over `pairs`, for the settings' `from_env` in tests.
+#[cfg(test)]
+fn test_env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
 pub use chain::{
     CredentialChain, CredentialError, DEFAULT_PROVIDER_TOKEN_FILE, DEFAULT_SESSION_NAME,
     IdentitySettings, MountIdentity, NODE_PUBLISH_ACCESS_KEY, NODE_PUBLISH_ACCESS_SECRET,

@@ -213,11 +213,6 @@ impl Provider {
         })
     }
 
-    /// The credential chain (for its cache counters).
-    pub fn credentials(&self) -> &CredentialChain {
-        &self.credentials
-    }
-
     /// The shared credential chain.
     pub fn credential_chain(&self) -> Arc<CredentialChain> {
         self.credentials.clone()

@@ -599,19 +599,11 @@ impl CredentialChain {
             duration_seconds: ram.duration_seconds,
             external_id: None,
         };
-        let loaded = self
-            .cache
-            .get_or_load(&key, || async {
-                let assumed = self
-                    .sts
-                    .assume_role(&ram.base, &request, "access key + AssumeRole", deadline)
-                    .await?;
-                expiring(assumed.credentials, &assumed.expiration)
-            })
-            .await
-            .map_err(|e| failed(LINK, e.to_string()))?;
+        let credentials = self
+            .assume_role_cached(&key, &ram.base, &request, (LINK, LINK), deadline)
+            .await?;
         Ok(Resolved {
-            credentials: loaded.credentials,
+            credentials,
             key: Some(key),
         })
     }
@@ -673,17 +665,37 @@ impl CredentialChain {
             duration_seconds: Some(self.settings.session_duration),
             external_id,
         };
+        self.assume_role_cached(
+            &key,
+            &base.credentials,
+            &request,
+            (LINK, "cross-account role"),
+            deadline,
+        )
+        .await
+    }
+
+    /// `AssumeRole` from `base` for `request`, through the cache under `key`;
+    /// `(link, source)` name the step in errors and the credentials' source.
+    async fn assume_role_cached(
+        &self,
+        key: &CacheKey,
+        base: &Credentials,
+        request: &RoleRequest<'_>,
+        (link, source): (&'static str, &'static str),
+        deadline: Instant,
+    ) -> Result<Arc<Credentials>, CredentialError> {
         let loaded = self
             .cache
-            .get_or_load(&key, || async {
+            .get_or_load(key, || async {
                 let assumed = self
                     .sts
-                    .assume_role(&base.credentials, &request, "cross-account role", deadline)
+                    .assume_role(base, request, source, deadline)
                     .await?;
                 expiring(assumed.credentials, &assumed.expiration)
             })
             .await
-            .map_err(|e| failed(LINK, e.to_string()))?;
+            .map_err(|e| failed(link, e.to_string()))?;
         Ok(loaded.credentials)
     }
 }

@@ -636,17 +636,10 @@ fn parse_credentials(body: &str) -> Result<(Credentials, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
+    use crate::identity::test_env as env;
 
     const GOOD: &str = r#"{"AccessKeyId":"STS.id","AccessKeySecret":"sekret-value","Expiration":"2024-11-08T09:44:50Z","SecurityToken":"CAIStoken-value","LastUpdated":"2024-11-08T03:44:50Z","Code":"Success"}"#;
 

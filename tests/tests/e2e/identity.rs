@@ -189,7 +189,7 @@ async fn one_sts_call_per_credential_lifetime_for_many_mounts() {
     }
     assert_eq!(cloud.emulator.stats().requests("AssumeRoleWithOIDC"), 1);
     assert_eq!(cloud.service_account_gets(), 1);
-    let stats = provider.provider.credentials().cache().stats();
+    let stats = provider.provider.credential_chain().cache().stats();
     assert_eq!(stats.loads, 1, "{stats:?}");
 }
 
