@@ -74,7 +74,8 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn is_retryable(&self) -> bool {
+    /// Whether the client tries the call again (within the deadline).
+    pub(crate) fn is_retryable(&self) -> bool {
         match self {
             ApiError::Service(e) => is_retryable_code(&e.code, e.http_status),
             ApiError::Transport(_) => true,

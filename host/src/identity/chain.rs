@@ -16,11 +16,12 @@ use std::time::{Instant, SystemTime};
 
 use super::Credentials;
 use super::cache::{
-    CacheKey, CacheSettings, CredentialCache, ExpiringCredentials, expiry_from_expiration,
+    CacheError, CacheKey, CacheSettings, CredentialCache, ExpiringCredentials,
+    expiry_from_expiration,
 };
 use super::imds::ImdsClient;
 use super::kube::RoleArnLookup;
-use super::sts::{RoleRequest, StsClient, session_name};
+use super::sts::{RoleRequest, StsClient, StsError, session_name};
 use super::tokens::{STS_AUDIENCE, subject_for, token_for_audience};
 use crate::config::{Identity, IdentityPolicy};
 use crate::spc::{PodInfo, Sensitive};
@@ -539,7 +540,7 @@ impl CredentialChain {
                 expiring(assumed.credentials, &assumed.expiration)
             })
             .await
-            .map_err(|e| fail(e.to_string(), is_retryable_text(&e.to_string())))?;
+            .map_err(|e| fail(e.to_string(), is_temporary(&e)))?;
         Ok(Resolved {
             credentials: loaded.credentials,
             key: Some(key),
@@ -578,7 +579,7 @@ impl CredentialChain {
                 expiring(assumed.credentials, &assumed.expiration)
             })
             .await
-            .map_err(|e| failed(LINK, e.to_string()))?;
+            .map_err(|e| failed(LINK, e))?;
         Ok(Resolved {
             credentials: loaded.credentials,
             key: Some(key),
@@ -695,40 +696,37 @@ impl CredentialChain {
                 expiring(assumed.credentials, &assumed.expiration)
             })
             .await
-            .map_err(|e| failed(link, e.to_string()))?;
+            .map_err(|e| failed(link, e))?;
         Ok(loaded.credentials)
     }
 }
 
-fn expiring(credentials: Credentials, expiration: &str) -> Result<ExpiringCredentials, String> {
+/// What a credential loader fails with: an [`StsError`] (which knows whether
+/// it is temporary), or a message about the answer.
+type LoadError = Box<dyn std::error::Error + Send + Sync>;
+
+fn expiring(credentials: Credentials, expiration: &str) -> Result<ExpiringCredentials, LoadError> {
     let expires_at = expiry_from_expiration(expiration).map_err(|e| e.to_string())?;
     Ok(ExpiringCredentials::new(credentials, expires_at))
 }
 
-fn failed(link: &'static str, message: String) -> CredentialError {
-    let retryable = is_retryable_text(&message);
+fn failed(link: &'static str, error: CacheError) -> CredentialError {
     CredentialError::Failed {
         link,
-        message,
-        retryable,
+        retryable: is_temporary(&error),
+        message: error.to_string(),
     }
 }
 
-/// Whether an STS or metadata failure looks temporary (the message carries
-/// the service's code, or a timeout or connection failure).
-fn is_retryable_text(message: &str) -> bool {
-    [
-        "Throttling",
-        "ServiceUnavailable",
-        "InternalError",
-        "InternalFailure",
-        "did not answer",
-        "timed out",
-        "deadline",
-        "connection",
-    ]
-    .iter()
-    .any(|needle| message.contains(needle))
+/// Whether a failed load may succeed on a later Mount, as the STS client
+/// judged it.
+fn is_temporary(error: &CacheError) -> bool {
+    match error {
+        CacheError::Load(inner) => inner
+            .downcast_ref::<StsError>()
+            .is_some_and(StsError::is_retryable),
+        CacheError::ExpiredOnArrival { .. } => false,
+    }
 }
 
 fn unix_now() -> i64 {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::Credentials;
-use crate::cloud::{ApiCall, Auth, CloudClient};
+use crate::cloud::{ApiCall, ApiError, Auth, CloudClient};
 use crate::spc::Sensitive;
 
 /// STS API version.
@@ -35,6 +35,36 @@ pub struct RoleRequest<'a> {
     pub external_id: Option<&'a str>,
 }
 
+/// A failed STS call, and whether a later Mount may succeed where it failed
+/// (throttling, an unavailable service, a broken connection, a timeout).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StsError {
+    message: String,
+    retryable: bool,
+}
+
+impl StsError {
+    fn call(action: &str, role_arn: &str, error: ApiError) -> StsError {
+        StsError {
+            retryable: error.is_retryable() || matches!(error, ApiError::Timeout(_)),
+            message: format!("STS {action} of {role_arn} failed: {error}"),
+        }
+    }
+
+    fn answer(action: &str, role_arn: &str, error: String) -> StsError {
+        StsError {
+            message: format!("STS {action} of {role_arn}: {error}"),
+            retryable: false,
+        }
+    }
+
+    /// Whether a later attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
 /// The STS client.
 #[derive(Debug, Clone)]
 pub struct StsClient {
@@ -54,7 +84,7 @@ impl StsClient {
         request: &RoleRequest<'_>,
         source: &'static str,
         deadline: Instant,
-    ) -> Result<AssumedRole, String> {
+    ) -> Result<AssumedRole, StsError> {
         let call = ApiCall {
             product: "sts".into(),
             action: "AssumeRole".into(),
@@ -66,9 +96,9 @@ impl StsClient {
             .cloud
             .call_as(&call, Auth::Signed(base), "", deadline)
             .await
-            .map_err(|e| format!("STS AssumeRole of {} failed: {e}", request.role_arn))?;
+            .map_err(|e| StsError::call("AssumeRole", request.role_arn, e))?;
         parse(&response.body, source)
-            .map_err(|e| format!("STS AssumeRole of {}: {e}", request.role_arn))
+            .map_err(|e| StsError::answer("AssumeRole", request.role_arn, e))
     }
 
     /// `AssumeRoleWithOIDC` with a service-account `token` (anonymous call).
@@ -79,7 +109,7 @@ impl StsClient {
         token: &Sensitive<String>,
         source: &'static str,
         deadline: Instant,
-    ) -> Result<AssumedRole, String> {
+    ) -> Result<AssumedRole, StsError> {
         let mut parameters = parameters(request);
         parameters.push(("OIDCProviderArn".into(), oidc_provider_arn.into()));
         parameters.push(("OIDCToken".into(), token.0.clone()));
@@ -95,9 +125,9 @@ impl StsClient {
             .cloud
             .call_as(&call, Auth::Anonymous { redact: &redact }, "", deadline)
             .await
-            .map_err(|e| format!("STS AssumeRoleWithOIDC of {} failed: {e}", request.role_arn))?;
+            .map_err(|e| StsError::call("AssumeRoleWithOIDC", request.role_arn, e))?;
         parse(&response.body, source)
-            .map_err(|e| format!("STS AssumeRoleWithOIDC of {}: {e}", request.role_arn))
+            .map_err(|e| StsError::answer("AssumeRoleWithOIDC", request.role_arn, e))
     }
 }
 

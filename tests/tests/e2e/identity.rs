@@ -439,3 +439,42 @@ async fn slow_sts_is_bounded_by_the_mount_deadline() {
     );
     provider.stop().await;
 }
+
+#[tokio::test]
+async fn a_throttled_sts_is_unavailable_and_a_refusing_one_is_not() {
+    let (cloud, provider) = rrsa_cluster().await;
+    let pod_read = |name: &str| {
+        read(name)
+            .for_pod("team-a", "app-1", "app")
+            .with_pod_identity()
+    };
+    // Throttled on every attempt: a later Mount may succeed, so the driver
+    // should retry it.
+    cloud
+        .emulator
+        .inject_fault(integration_tests::emulator::Fault::throttling(
+            "AssumeRoleWithOIDC",
+        ));
+    let status = provider.mount(pod_read("team-a/db")).await.unwrap_err();
+    assert_status(
+        &status,
+        Code::Unavailable,
+        &["AssumeRoleWithOIDC", "Throttling"],
+    );
+    cloud.emulator.clear_faults();
+    let response = provider.mount(pod_read("team-a/db")).await.unwrap();
+    assert_eq!(files(&response)["out"], "team-a-password");
+
+    // A role whose trust policy does not name the pod: final.
+    let status = provider
+        .mount(
+            read("team-a/db")
+                .for_pod("team-b", "app-1", "app")
+                .with_pod_identity()
+                .attribute("podRoleArn", TEAM_A_ROLE),
+        )
+        .await
+        .unwrap_err();
+    assert_status(&status, Code::PermissionDenied, &["AssumeRoleWithOIDC"]);
+    provider.stop().await;
+}
