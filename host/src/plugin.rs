@@ -356,7 +356,9 @@ impl PluginRuntime {
             let component = match compiled.get(&source) {
                 Some(component) => component.clone(),
                 None => {
-                    let component = load::compile(&runtime.engine, &source).map_err(fail)?;
+                    let bytes = load::read(&source).map_err(fail)?;
+                    let component =
+                        load::compile(&runtime.engine, &source, &bytes).map_err(fail)?;
                     compiled.insert(source.clone(), component.clone());
                     component
                 }
@@ -417,9 +419,14 @@ impl PluginRuntime {
                 return report;
             }
         };
-        if let PluginSource::File(path) = &source
-            && let Ok(bytes) = std::fs::read(path)
-        {
+        let bytes = match load::read(&source) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                report.step("compile", Err(e));
+                return report;
+            }
+        };
+        if let PluginSource::File(_) = &source {
             report.wit_version = load::wit_version_stamp(&bytes);
         }
         let limits = config.limits_for(route);
@@ -444,7 +451,7 @@ impl PluginRuntime {
             slots: Semaphore::new(1),
             _ticker: ticker,
         };
-        let component = match load::compile(&runtime.engine, &source) {
+        let component = match load::compile(&runtime.engine, &source, &bytes) {
             Ok(component) => {
                 report.step(
                     "compile",

@@ -2,6 +2,8 @@
 //! it imports checked against what the operator granted, before anything of
 //! it runs. `plugin check` uses the same functions.
 
+use std::borrow::Cow;
+
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -22,31 +24,40 @@ const HOST_VERSION: (u64, u64, u64) = (0, 1, 0);
 /// nothing (no arguments, environment, preopens; stdin closed).
 const WASI_OFFERED: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/"];
 
-/// Compiles a plugin; for a file, checks its WIT version stamp first.
-pub fn compile(engine: &Engine, source: &PluginSource) -> Result<Component, String> {
+/// The bytes of a plugin: embedded in the binary, or read from its file.
+pub fn read(source: &PluginSource) -> Result<Cow<'static, [u8]>, String> {
     match source {
-        PluginSource::Builtin(name) => {
-            let bytes = match name.as_str() {
-                "kms" => BUILTIN_KMS,
-                "oos" => BUILTIN_OOS,
-                other => return Err(format!("no built-in plugin is called {other:?}")),
-            };
+        PluginSource::Builtin(name) => match name.as_str() {
+            "kms" => Ok(Cow::Borrowed(BUILTIN_KMS)),
+            "oos" => Ok(Cow::Borrowed(BUILTIN_OOS)),
+            other => Err(format!("no built-in plugin is called {other:?}")),
+        },
+        PluginSource::File(path) => std::fs::read(path).map(Cow::Owned).map_err(|e| {
+            format!(
+                "cannot read the file: {e}; check plugins.<type>.path and the volume that holds it"
+            )
+        }),
+    }
+}
+
+/// Compiles the `bytes` of a plugin ([`read`]); for a file, checks its WIT
+/// version stamp first.
+pub fn compile(engine: &Engine, source: &PluginSource, bytes: &[u8]) -> Result<Component, String> {
+    match source {
+        PluginSource::Builtin(_) => {
             Component::new(engine, bytes).map_err(|e| error_text(&e.into()))
         }
-        PluginSource::File(path) => {
-            let bytes = std::fs::read(path).map_err(|e| {
-                format!("cannot read the file: {e}; check plugins.<type>.path and the volume that holds it")
-            })?;
-            if wasmparser::Parser::is_core_wasm(&bytes) {
+        PluginSource::File(_) => {
+            if wasmparser::Parser::is_core_wasm(bytes) {
                 return Err(
                     "it is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target (or convert it with wasm-tools component new)".into(),
                 );
             }
-            if let Some(stamp) = wit_version_stamp(&bytes) {
+            if let Some(stamp) = wit_version_stamp(bytes) {
                 check_version(&stamp)
                     .map_err(|e| format!("it was built with plugin-sdk for {e}"))?;
             }
-            Component::new(engine, &bytes).map_err(|e| {
+            Component::new(engine, bytes).map_err(|e| {
                 format!(
                     "it is not a valid WebAssembly component: {}",
                     error_text(&e.into())
