@@ -12,7 +12,7 @@ mod chain;
 pub mod imds;
 pub mod kube;
 pub mod sts;
-pub mod tokens;
+pub use contract::tokens;
 
 /// An environment lookup over `pairs`, for the settings' `from_env` in tests.
 #[cfg(test)]

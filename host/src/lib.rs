@@ -9,17 +9,17 @@
 
 pub mod client;
 pub mod cloud;
-pub mod config;
+pub use contract::config;
 pub mod health;
 mod http;
 pub mod identity;
-pub mod jmes;
+pub use contract::jmes;
 pub mod logging;
 pub mod mount;
-pub mod paths;
+pub use contract::paths;
 pub mod plugin;
 pub mod server;
-pub mod spc;
+pub use contract::spc;
 
 /// The provider protocol (package `v1alpha1`), generated from `proto/`.
 #[allow(missing_docs, clippy::all)]

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cloud::endpoint::{Scheme, parse_endpoint_url};
+pub use contract::net::{Origin, is_internal, origin_of, parse_origin};
 
 /// Methods a plugin may use.
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
@@ -16,84 +16,6 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 const RESERVED_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection"];
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 5;
-
-/// An allowed origin: scheme, host and port, matched exactly.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    scheme: Scheme,
-    host: String,
-    port: u16,
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = match self.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
-    }
-}
-
-/// Parses an allowlist entry: `https://host[:port]` (the port defaults from
-/// the scheme; `http://` must be written out to allow plain HTTP).
-pub fn parse_origin(text: &str) -> Result<Origin, String> {
-    let endpoint = parse_endpoint_url(text).map_err(|e| {
-        format!(
-            "{e}; an allowed origin is scheme://host[:port], e.g. \"https://vault.internal:8200\""
-        )
-    })?;
-    let port = endpoint.port.unwrap_or(match endpoint.scheme {
-        Scheme::Http => 80,
-        Scheme::Https => 443,
-    });
-    Ok(Origin {
-        scheme: endpoint.scheme,
-        host: endpoint.host,
-        port,
-    })
-}
-
-fn origin_of(url: &url::Url) -> Result<Origin, String> {
-    let scheme = match url.scheme() {
-        "https" => Scheme::Https,
-        "http" => Scheme::Http,
-        other => return Err(format!("scheme {other:?} is not HTTP(S)")),
-    };
-    let host = url
-        .host_str()
-        .ok_or("the URL has no host")?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    let port = url.port_or_known_default().ok_or("the URL has no port")?;
-    Ok(Origin { scheme, host, port })
-}
-
-/// Loopback, link-local, unspecified, multicast, broadcast and the Alibaba
-/// Cloud metadata address: where a request from the provider's network
-/// position must not go unless the operator says so.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.octets() == [100, 100, 100, 200]
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_internal(IpAddr::V4(v4)))
-        }
-    }
-}
 
 /// The egress policy and client of one plugin.
 #[derive(Debug, Clone)]

@@ -449,12 +449,12 @@ impl Config {
             );
         }
         for pattern in &self.cloud.allowed_endpoints {
-            if let Err(message) = crate::cloud::endpoint::validate_pattern(pattern) {
+            if let Err(message) = crate::net::validate_pattern(pattern) {
                 return invalid("cloud.allowed_endpoints", message);
             }
         }
         for (product, url) in &self.cloud.endpoints {
-            if let Err(message) = crate::cloud::endpoint::parse_endpoint_url(url) {
+            if let Err(message) = crate::net::parse_endpoint_url(url) {
                 return invalid(&format!("cloud.endpoints.{product}"), message);
             }
         }
@@ -480,11 +480,11 @@ impl Config {
                 "must look like acs:ram::<account-id>:oidc-provider/<name>".into(),
             );
         }
-        if let Err(message) = crate::cloud::endpoint::parse_endpoint_url(&id.metadata_url) {
+        if let Err(message) = crate::net::parse_endpoint_url(&id.metadata_url) {
             return invalid("identity.metadata_url", message);
         }
         if !id.kubernetes_url.is_empty()
-            && let Err(message) = crate::cloud::endpoint::parse_endpoint_url(&id.kubernetes_url)
+            && let Err(message) = crate::net::parse_endpoint_url(&id.kubernetes_url)
         {
             return invalid("identity.kubernetes_url", message);
         }
@@ -530,7 +530,7 @@ impl Config {
             }
             check_plugin_limits(&key, &self.limits_for(route))?;
             for origin in &route.capabilities.http {
-                if let Err(message) = crate::plugin::egress::parse_origin(origin) {
+                if let Err(message) = crate::net::parse_origin(origin) {
                     return invalid(&format!("{key}.capabilities.http"), message);
                 }
             }
