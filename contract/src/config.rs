@@ -113,8 +113,24 @@ pub struct Limits {
     pub deadline_margin: Duration,
     /// Objects of one Mount fetched at the same time.
     pub fetch_concurrency_per_mount: usize,
-    /// Object fetches in flight across all Mounts.
+    /// Object fetches in flight across all Mounts (built-in plugins).
     pub fetch_concurrency: usize,
+    /// The share of `fetch_concurrency` one namespace may hold.
+    pub fetch_concurrency_per_namespace: usize,
+    /// Object fetches in flight through custom (`path`) plugins, a pool of
+    /// its own so that they can never take the built-ins' slots.
+    pub custom_fetch_concurrency: usize,
+    /// Linear memory all built-in plugin instances may hold at once, MiB.
+    pub plugin_memory_mib: u64,
+    /// Linear memory all custom plugin instances may hold at once, MiB.
+    pub custom_plugin_memory_mib: u64,
+    /// Bytes of fetched objects all Mounts in flight may hold at once.
+    pub secret_bytes_in_flight: usize,
+    /// Mounts served at the same time.
+    pub mounts_in_flight: usize,
+    /// The share of `mounts_in_flight` one namespace may hold; as many more
+    /// of its Mounts may wait for their turn, further ones are refused.
+    pub mounts_in_flight_per_namespace: usize,
     /// Response size above which a warning is logged.
     pub response_warn_bytes: usize,
     /// Response size above which the Mount fails.
@@ -122,6 +138,12 @@ pub struct Limits {
     /// Time in-flight Mounts get to finish on shutdown.
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// Largest Mount request accepted (gRPC message size).
+    pub max_request_bytes: usize,
+    /// Most objects in one SecretProviderClass.
+    pub max_objects: usize,
+    /// Longest `parameters.objects` text.
+    pub max_objects_bytes: usize,
 }
 
 impl Default for Limits {
@@ -131,9 +153,19 @@ impl Default for Limits {
             deadline_margin: Duration::from_secs(1),
             fetch_concurrency_per_mount: 16,
             fetch_concurrency: 256,
+            fetch_concurrency_per_namespace: 64,
+            custom_fetch_concurrency: 32,
+            plugin_memory_mib: 64,
+            custom_plugin_memory_mib: 64,
+            secret_bytes_in_flight: 32 << 20,
+            mounts_in_flight: 128,
+            mounts_in_flight_per_namespace: 32,
             response_warn_bytes: 1 << 20,
             response_max_bytes: 4 << 20,
             shutdown_grace: Duration::from_secs(20),
+            max_request_bytes: 128 << 10,
+            max_objects: 256,
+            max_objects_bytes: 64 << 10,
         }
     }
 }
@@ -418,6 +450,72 @@ impl Config {
         if l.fetch_concurrency == 0 {
             return invalid("limits.fetch_concurrency", "must be at least 1".into());
         }
+        for (key, share, of, total) in [
+            (
+                "limits.fetch_concurrency_per_namespace",
+                l.fetch_concurrency_per_namespace,
+                "limits.fetch_concurrency",
+                l.fetch_concurrency,
+            ),
+            (
+                "limits.mounts_in_flight_per_namespace",
+                l.mounts_in_flight_per_namespace,
+                "limits.mounts_in_flight",
+                l.mounts_in_flight,
+            ),
+        ] {
+            if share == 0 || share > total {
+                return invalid(
+                    key,
+                    format!(
+                        "must be from 1 to {of} ({total}); below it, one namespace cannot take every slot of the node"
+                    ),
+                );
+            }
+        }
+        if l.plugin_memory_mib == 0 || l.custom_plugin_memory_mib == 0 {
+            return invalid(
+                "limits.plugin_memory_mib",
+                "limits.plugin_memory_mib and limits.custom_plugin_memory_mib must be at least 1"
+                    .into(),
+            );
+        }
+        if l.custom_fetch_concurrency == 0 {
+            return invalid(
+                "limits.custom_fetch_concurrency",
+                "must be at least 1".into(),
+            );
+        }
+        if l.mounts_in_flight == 0 || l.mounts_in_flight > 4096 {
+            return invalid("limits.mounts_in_flight", "must be from 1 to 4096".into());
+        }
+        if l.max_objects == 0 {
+            return invalid("limits.max_objects", "must be at least 1".into());
+        }
+        if l.max_objects_bytes == 0 || l.max_objects_bytes >= l.max_request_bytes {
+            return invalid(
+                "limits.max_objects_bytes",
+                format!(
+                    "must be more than 0 and less than limits.max_request_bytes ({})",
+                    l.max_request_bytes
+                ),
+            );
+        }
+        if l.max_request_bytes > 16 << 20 {
+            return invalid(
+                "limits.max_request_bytes",
+                "must be at most 16 MiB (a Mount request is a few KiB; every waiting request is held in memory)".into(),
+            );
+        }
+        if l.secret_bytes_in_flight < l.response_max_bytes {
+            return invalid(
+                "limits.secret_bytes_in_flight",
+                format!(
+                    "must be at least limits.response_max_bytes ({}), or the largest Mount could never be served",
+                    l.response_max_bytes
+                ),
+            );
+        }
         if l.response_warn_bytes > l.response_max_bytes {
             return invalid(
                 "limits.response_warn_bytes",
@@ -528,7 +626,25 @@ impl Config {
                 }
                 _ => {}
             }
-            check_plugin_limits(&key, &self.limits_for(route))?;
+            let route_limits = self.limits_for(route);
+            check_plugin_limits(&key, &route_limits)?;
+            let (budget_key, budget) = if route.builtin.is_some() {
+                ("limits.plugin_memory_mib", l.plugin_memory_mib)
+            } else {
+                (
+                    "limits.custom_plugin_memory_mib",
+                    l.custom_plugin_memory_mib,
+                )
+            };
+            if route_limits.memory_limit_mib > budget {
+                return invalid(
+                    &format!("{key}.memory_limit_mib"),
+                    format!(
+                        "is {} MiB, more than all instances of its class may use together ({budget_key} = {budget}); lower it or raise {budget_key}",
+                        route_limits.memory_limit_mib
+                    ),
+                );
+            }
             for origin in &route.capabilities.http {
                 if let Err(message) = crate::net::parse_origin(origin) {
                     return invalid(&format!("{key}.capabilities.http"), message);

@@ -13,3 +13,4 @@ pub mod net;
 pub mod paths;
 pub mod spc;
 pub mod tokens;
+pub mod yaml;

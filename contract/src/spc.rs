@@ -59,6 +59,39 @@ pub const JMES_FIELDS: &[&str] = &["path", "objectAlias"];
 /// The object type used when `objectType` is not set.
 pub const DEFAULT_OBJECT_TYPE: &str = "kms";
 
+/// Longest value of one object field (`objectName`, `objectAlias`, a version,
+/// an endpoint, a role ARN, a jmesPath alias, a parameter) and of the pod
+/// attributes. KMS secret names and ARNs are at most a few hundred bytes.
+pub const MAX_FIELD_BYTES: usize = 4096;
+/// Most `jmesPath` entries of one object.
+pub const MAX_JMES_PER_OBJECT: usize = 64;
+/// Most `parameters` entries of one object.
+pub const MAX_PARAMETERS_PER_OBJECT: usize = 64;
+
+/// Bounds on one Mount request that the operator sets in `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Most objects in `parameters.objects` (`limits.max_objects`).
+    pub max_objects: usize,
+    /// Longest `parameters.objects` text (`limits.max_objects_bytes`).
+    pub max_objects_bytes: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits::from(&crate::config::Limits::default())
+    }
+}
+
+impl From<&crate::config::Limits> for RequestLimits {
+    fn from(limits: &crate::config::Limits) -> Self {
+        RequestLimits {
+            max_objects: limits.max_objects,
+            max_objects_bytes: limits.max_objects_bytes,
+        }
+    }
+}
+
 /// A value that must never be printed: Debug shows `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Sensitive<T>(pub T);
@@ -182,17 +215,28 @@ pub struct RawMount<'a> {
     pub target_path: &'a str,
 }
 
-/// Parses and validates a Mount request. Errors never quote `secrets` or the
-/// tokens.
-pub fn parse(raw: RawMount<'_>) -> Result<MountSpec, SpcError> {
+/// Parses and validates a Mount request within `limits`. Errors never quote
+/// `secrets` or the tokens.
+pub fn parse(raw: RawMount<'_>, limits: &RequestLimits) -> Result<MountSpec, SpcError> {
     let attributes = parse_string_map(raw.attributes, "attributes")?;
     let mut secrets = parse_string_map(raw.secrets, "secrets")?;
     if raw.target_path.is_empty() {
         return err("missing mount path: the Mount request has no target_path");
     }
+    if raw.target_path.len() > crate::paths::MAX_PATH_LEN {
+        return err(format!(
+            "the Mount request's target_path is {} bytes long; the limit is {}",
+            raw.target_path.len(),
+            crate::paths::MAX_PATH_LEN
+        ));
+    }
     let default_mode = parse_permission(raw.permission)?;
 
     let required = |key: &str| match attributes.get(key).map(|v| v.trim()) {
+        Some(v) if v.len() > MAX_FIELD_BYTES => err(format!(
+            "the Mount request's attribute {key} is {} bytes long; the limit is {MAX_FIELD_BYTES}",
+            v.len()
+        )),
         Some(v) if !v.is_empty() => Ok(v.to_string()),
         _ => err(format!(
             "the Mount request's attributes lack {key}: the CSIDriver secrets-store.csi.k8s.io must have podInfoOnMount: true"
@@ -231,13 +275,21 @@ pub fn parse(raw: RawMount<'_>) -> Result<MountSpec, SpcError> {
         .get(ATTR_POD_ROLE_ARN)
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty());
+    if let Some(arn) = &pod_role_arn
+        && arn.len() > MAX_FIELD_BYTES
+    {
+        return err(format!(
+            "podRoleArn is {} bytes long; the limit is {MAX_FIELD_BYTES}",
+            arn.len()
+        ));
+    }
     let translation = parse_path_translation(attributes.get(ATTR_PATH_TRANSLATION))?;
 
     let objects_yaml = attributes
         .get(ATTR_OBJECTS)
         .map(String::as_str)
         .unwrap_or("");
-    let objects = parse_objects(objects_yaml, translation)?;
+    let objects = parse_objects(objects_yaml, translation, limits)?;
 
     let service_account_tokens = attributes
         .get(SA_TOKENS_KEY)
@@ -266,6 +318,22 @@ pub fn parse(raw: RawMount<'_>) -> Result<MountSpec, SpcError> {
         service_account_tokens,
         target_path: raw.target_path.to_string(),
     })
+}
+
+/// The pod's namespace from a Mount request's `attributes`, read without
+/// parsing the rest (the tenant key for fair sharing, taken before the whole
+/// request is parsed); `None` if the attributes are not valid or lack it.
+pub fn pod_namespace(attributes: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Namespace {
+        #[serde(rename = "csi.storage.k8s.io/pod.namespace")]
+        namespace: Option<String>,
+    }
+    let parsed: Namespace = serde_json::from_str(attributes).ok()?;
+    parsed
+        .namespace
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty() && n.len() <= MAX_FIELD_BYTES)
 }
 
 /// Parses a JSON object of strings. The error gives the position only: the
@@ -325,13 +393,24 @@ pub fn translate(name: &str, translation: Option<char>) -> String {
     }
 }
 
-fn parse_objects(text: &str, translation: Option<char>) -> Result<Vec<ObjectSpec>, SpcError> {
+fn parse_objects(
+    text: &str,
+    translation: Option<char>,
+    limits: &RequestLimits,
+) -> Result<Vec<ObjectSpec>, SpcError> {
     if text.trim().is_empty() {
         return err(
             "the SecretProviderClass has no objects: parameters.objects must list at least one object, e.g. \"- objectName: my-secret\"",
         );
     }
-    let value: Value = serde_yaml::from_str(text)
+    if text.len() > limits.max_objects_bytes {
+        return err(format!(
+            "parameters.objects is {} bytes long; the limit is {} (config key limits.max_objects_bytes); split the objects across several SecretProviderClasses",
+            text.len(),
+            limits.max_objects_bytes
+        ));
+    }
+    let value = crate::yaml::parse(text, "parameters.objects")
         .map_err(|e| SpcError(format!("failed to load SecretProviderClass: {e}")))?;
     let Value::Sequence(items) = value else {
         return err(
@@ -342,6 +421,13 @@ fn parse_objects(text: &str, translation: Option<char>) -> Result<Vec<ObjectSpec
         return err(
             "the SecretProviderClass has no objects: parameters.objects must list at least one object",
         );
+    }
+    if items.len() > limits.max_objects {
+        return err(format!(
+            "the SecretProviderClass has {} objects; the limit is {} per Mount (config key limits.max_objects); split them across several SecretProviderClasses",
+            items.len(),
+            limits.max_objects
+        ));
     }
     let mut objects = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
@@ -398,6 +484,10 @@ fn optional_string(
         None | Some(Value::Null) => Ok(None),
         Some(v) => match scalar_text(v) {
             Some(s) if s.trim().is_empty() => Ok(None),
+            Some(s) if s.trim().len() > MAX_FIELD_BYTES => err(format!(
+                "{what}: {key} is {} bytes long; the limit is {MAX_FIELD_BYTES}",
+                s.trim().len()
+            )),
             Some(s) => Ok(Some(s.trim().to_string())),
             None => err(format!("{what}: {key} must be a string")),
         },
@@ -443,6 +533,12 @@ fn parse_object(
     match fields.get("jmesPath") {
         None | Some(Value::Null) => {}
         Some(Value::Sequence(entries)) => {
+            if entries.len() > MAX_JMES_PER_OBJECT {
+                return err(format!(
+                    "{what}: jmesPath has {} entries; the limit is {MAX_JMES_PER_OBJECT} per object",
+                    entries.len()
+                ));
+            }
             for (j, entry) in entries.iter().enumerate() {
                 let entry_what = format!("{what} jmesPath[{j}]");
                 let entry_fields = canonical_fields(entry, JMES_FIELDS, &entry_what)?;
@@ -480,8 +576,19 @@ fn parse_object(
     match fields.get("parameters") {
         None | Some(Value::Null) => {}
         Some(Value::Mapping(map)) => {
+            if map.len() > MAX_PARAMETERS_PER_OBJECT {
+                return err(format!(
+                    "{what}: parameters has {} entries; the limit is {MAX_PARAMETERS_PER_OBJECT} per object",
+                    map.len()
+                ));
+            }
             for (k, v) in map {
                 match (scalar_text(k), scalar_text(v)) {
+                    (Some(k), Some(v)) if k.len().max(v.len()) > MAX_FIELD_BYTES => {
+                        return err(format!(
+                            "{what}: a parameters entry is longer than {MAX_FIELD_BYTES} bytes"
+                        ));
+                    }
                     (Some(k), Some(v)) => parameters.push((k, v)),
                     _ => {
                         return err(format!(
@@ -610,9 +717,13 @@ mod tests {
         serde_json::to_string(&map).unwrap()
     }
 
+    fn parse_default(raw: RawMount<'_>) -> Result<MountSpec, SpcError> {
+        parse(raw, &RequestLimits::default())
+    }
+
     fn parse_with(extra: &[(&str, &str)]) -> Result<MountSpec, SpcError> {
         let attrs = attributes(extra);
-        parse(RawMount {
+        parse_default(RawMount {
             attributes: &attrs,
             secrets: "{}",
             permission: "420",
@@ -892,7 +1003,7 @@ mod tests {
 
     #[test]
     fn request_envelope_errors_do_not_quote_the_input() {
-        let bad = parse(RawMount {
+        let bad = parse_default(RawMount {
             attributes: "{\"objects\": 5, \"token\": \"eyJsecret\"}",
             secrets: "{}",
             permission: "420",
@@ -901,7 +1012,7 @@ mod tests {
         .unwrap_err();
         assert!(bad.0.starts_with("failed to unmarshal attributes"), "{bad}");
         assert!(!bad.0.contains("eyJ"), "{bad}");
-        let bad = parse(RawMount {
+        let bad = parse_default(RawMount {
             attributes: &attributes(&[(ATTR_OBJECTS, "- objectName: a\n")]),
             secrets: "{\"access_secret\": [\"AKSECRET\"]}",
             permission: "420",
@@ -918,7 +1029,7 @@ mod tests {
             ("\"x\"", None),
             ("-1", None),
         ] {
-            let got = parse(RawMount {
+            let got = parse_default(RawMount {
                 attributes: &attributes(&[(ATTR_OBJECTS, "- objectName: a\n")]),
                 secrets: "{}",
                 permission,
@@ -928,7 +1039,7 @@ mod tests {
             .ok();
             assert_eq!(got, ok, "{permission}");
         }
-        let missing_pod = parse(RawMount {
+        let missing_pod = parse_default(RawMount {
             attributes: "{\"objects\":\"- objectName: a\"}",
             secrets: "{}",
             permission: "420",
@@ -936,7 +1047,7 @@ mod tests {
         })
         .unwrap_err();
         assert!(missing_pod.0.contains("podInfoOnMount"), "{missing_pod}");
-        let no_target = parse(RawMount {
+        let no_target = parse_default(RawMount {
             attributes: &attributes(&[(ATTR_OBJECTS, "- objectName: a\n")]),
             secrets: "{}",
             permission: "420",
@@ -947,9 +1058,167 @@ mod tests {
     }
 
     #[test]
+    fn the_namespace_is_read_without_the_rest() {
+        assert_eq!(
+            pod_namespace(&attributes(&[(ATTR_OBJECTS, "- [unparsed")])).as_deref(),
+            Some("team-a")
+        );
+        assert_eq!(pod_namespace("{\"objects\": \"x\"}"), None);
+        assert_eq!(pod_namespace("not json"), None);
+        assert_eq!(
+            pod_namespace("{\"csi.storage.k8s.io/pod.namespace\": 5}"),
+            None
+        );
+    }
+
+    #[test]
+    fn request_limits_are_named_when_exceeded() {
+        let limits = RequestLimits {
+            max_objects: 3,
+            max_objects_bytes: 200,
+        };
+        let with = |yaml: &str| {
+            let attrs = attributes(&[(ATTR_OBJECTS, yaml)]);
+            parse(
+                RawMount {
+                    attributes: &attrs,
+                    secrets: "{}",
+                    permission: "420",
+                    target_path: "/t",
+                },
+                &limits,
+            )
+            .map(|s| s.objects.len())
+            .map_err(|e| e.0)
+        };
+        assert_eq!(
+            with("- objectName: a\n- objectName: b\n- objectName: c\n"),
+            Ok(3)
+        );
+        let e = with("- objectName: a\n- objectName: b\n- objectName: c\n- objectName: d\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with("the SecretProviderClass has 4 objects; the limit is 3 per Mount (config key limits.max_objects)"),
+            "{e}"
+        );
+        let e = with(&format!("- objectName: {}\n", "a".repeat(300))).unwrap_err();
+        assert!(
+            e.starts_with("parameters.objects is 315 bytes long; the limit is 200 (config key limits.max_objects_bytes)"),
+            "{e}"
+        );
+
+        let e = error(&format!(
+            "- objectName: {}\n",
+            "n".repeat(MAX_FIELD_BYTES + 1)
+        ));
+        assert!(
+            e.contains("objectName is 4097 bytes long; the limit is 4096"),
+            "{e}"
+        );
+        let e = error(&format!(
+            "- objectName: a\n  kmsEndpoint: {}\n",
+            "e".repeat(MAX_FIELD_BYTES + 1)
+        ));
+        assert!(e.contains("kmsEndpoint is 4097 bytes long"), "{e}");
+        let entries: String = (0..=MAX_JMES_PER_OBJECT)
+            .map(|i| format!("    - {{path: p{i}, objectAlias: a{i}}}\n"))
+            .collect();
+        let e = error(&format!("- objectName: a\n  jmesPath:\n{entries}"));
+        assert!(
+            e.contains("jmesPath has 65 entries; the limit is 64 per object"),
+            "{e}"
+        );
+        let params: String = (0..=MAX_PARAMETERS_PER_OBJECT)
+            .map(|i| format!("    k{i}: v\n"))
+            .collect();
+        let e = error(&format!("- objectName: a\n  parameters:\n{params}"));
+        assert!(e.contains("parameters has 65 entries"), "{e}");
+        let e = error(&format!(
+            "- objectName: a\n  parameters:\n    k: {}\n",
+            "v".repeat(MAX_FIELD_BYTES + 1)
+        ));
+        assert!(
+            e.contains("a parameters entry is longer than 4096 bytes"),
+            "{e}"
+        );
+
+        let long_pod = parse_default(RawMount {
+            attributes: &attributes(&[
+                (ATTR_OBJECTS, "- objectName: a\n"),
+                (ATTR_POD_NAME, &"p".repeat(MAX_FIELD_BYTES + 1)),
+            ]),
+            secrets: "{}",
+            permission: "420",
+            target_path: "/t",
+        })
+        .unwrap_err();
+        assert!(
+            long_pod
+                .0
+                .contains("csi.storage.k8s.io/pod.name is 4097 bytes long"),
+            "{long_pod}"
+        );
+        let long_target = parse_default(RawMount {
+            attributes: &attributes(&[(ATTR_OBJECTS, "- objectName: a\n")]),
+            secrets: "{}",
+            permission: "420",
+            target_path: &"/t".repeat(3000),
+        })
+        .unwrap_err();
+        assert!(
+            long_target.0.contains("target_path is 6000 bytes long"),
+            "{long_target}"
+        );
+    }
+
+    #[test]
+    fn hostile_yaml_fails_with_the_limit_named() {
+        let bomb = format!(
+            "- &a [{}]\n- &b [{}]\n- [{}]\n",
+            vec!["x"; 300].join(","),
+            vec!["*a"; 300].join(","),
+            vec!["*b"; 300].join(",")
+        );
+        assert!(error(&bomb).contains("expands to more than 65536 YAML nodes"));
+        let nested = format!(
+            "- objectName: {}a{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let e = objects_with_limits(&nested);
+        assert!(e.contains("'[' and '{' characters"), "{e}");
+        // merge keys work as they did upstream (go-yaml)
+        let objs = objects(
+            "- &kms {objectName: a, objectType: kms, objectVersionLabel: ACSCurrent}\n- <<: *kms\n  objectName: b\n",
+        )
+        .unwrap();
+        assert_eq!(objs[1].name, "b");
+        assert_eq!(objs[1].version_label.as_deref(), Some("ACSCurrent"));
+    }
+
+    /// `objects` with room for a large text, to reach the YAML bounds.
+    fn objects_with_limits(yaml: &str) -> String {
+        let attrs = attributes(&[(ATTR_OBJECTS, yaml)]);
+        parse(
+            RawMount {
+                attributes: &attrs,
+                secrets: "{}",
+                permission: "420",
+                target_path: "/t",
+            },
+            &RequestLimits {
+                max_objects: 10,
+                max_objects_bytes: 1 << 20,
+            },
+        )
+        .unwrap_err()
+        .0
+    }
+
+    #[test]
     fn tokens_from_secrets_are_taken_out_of_the_node_publish_secrets() {
         let attrs = attributes(&[(ATTR_OBJECTS, "- objectName: a\n")]);
-        let spec = parse(RawMount {
+        let spec = parse_default(RawMount {
             attributes: &attrs,
             secrets: "{\"csi.storage.k8s.io/serviceAccount.tokens\":\"{}x\",\"access_key\":\"id\"}",
             permission: "420",

@@ -9,12 +9,14 @@
 
 pub mod client;
 pub mod cloud;
+pub mod fair;
 pub use contract::config;
 pub mod health;
 mod http;
 pub mod identity;
 pub use contract::jmes;
 pub mod logging;
+pub mod memory;
 pub mod mount;
 pub use contract::paths;
 pub mod plugin;

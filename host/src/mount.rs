@@ -3,13 +3,14 @@
 //! jmesPath, modes) and the object versions.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::cloud::{CloudClient, CloudSession};
 use crate::config::Config;
+use crate::fair::{FairShare, Permit};
 use crate::identity::cache::CacheSettings;
 use crate::identity::imds::{ImdsClient, ImdsSettings};
 use crate::identity::kube::{KubeClient, KubeConfig, LookupSettings, RoleArnLookup};
@@ -33,6 +34,16 @@ pub struct Provider {
     cloud: Arc<CloudClient>,
     credentials: Arc<CredentialChain>,
     region: RegionSource,
+    /// CPU-bound steps (parsing the request, building the files) run on the
+    /// blocking pool, at most one per core at a time and shared fairly by
+    /// namespace, so that no request holds an async worker for long and one
+    /// namespace's heavy requests do not queue another's.
+    cpu: FairShare,
+    /// Mounts in flight, shared fairly by namespace.
+    mounts: FairShare,
+    /// Bytes of fetched objects held by Mounts in flight, in KiB
+    /// (`limits.secret_bytes_in_flight`).
+    secret_bytes: Arc<Semaphore>,
 }
 
 /// The region of Mounts whose SecretProviderClass names none: --region, else
@@ -85,6 +96,9 @@ pub enum StartError {
     /// The identity settings (environment or `[identity]`) are invalid.
     #[error("invalid identity settings: {0}")]
     Identity(String),
+    /// The configuration does not fit the container's memory limit.
+    #[error("{0}")]
+    Memory(String),
 }
 
 /// What failed, classified for the gRPC status.
@@ -138,6 +152,13 @@ impl Provider {
             Some(r) => return Err(StartError::Region(r)),
             None => Some(config.cloud.region.clone()).filter(|r| !r.is_empty()),
         };
+        let memory_limit = crate::memory::cgroup_limit(std::path::Path::new("/sys/fs/cgroup"));
+        let planned = crate::memory::check(&config, memory_limit).map_err(StartError::Memory)?;
+        tracing::info!(
+            planned_mib = planned >> 20,
+            container_limit_mib = memory_limit.map(|l| l >> 20),
+            "memory plan"
+        );
         let plugins = PluginRuntime::load(&config).await?;
         let cloud = Arc::new(
             CloudClient::new(&config.cloud, env.iter().cloned()).map_err(StartError::Cloud)?,
@@ -201,7 +222,6 @@ impl Provider {
             imds.clone(),
         );
         Ok(Provider {
-            config: Arc::new(config),
             plugins: Arc::new(plugins),
             cloud,
             credentials: Arc::new(credentials),
@@ -210,6 +230,36 @@ impl Provider {
                 imds,
                 discovered: tokio::sync::Mutex::new(None),
             },
+            cpu: {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                FairShare::new(cores, cores.saturating_sub(1).max(1))
+            },
+            mounts: FairShare::new(
+                config.limits.mounts_in_flight,
+                config.limits.mounts_in_flight_per_namespace,
+            ),
+            secret_bytes: Arc::new(Semaphore::new(
+                config.limits.secret_bytes_in_flight.div_ceil(1024),
+            )),
+            config: Arc::new(config),
+        })
+    }
+
+    /// Runs a CPU-bound step of a Mount on the blocking pool, one per core at
+    /// a time. A panic in it fails this Mount only, as an internal error.
+    async fn cpu<T: Send + 'static>(
+        &self,
+        namespace: &str,
+        step: &'static str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, MountError> {
+        let _permit = self.cpu.acquire(namespace).await;
+        tokio::task::spawn_blocking(work).await.map_err(|e| {
+            tracing::error!(step, error = %e, "a Mount step panicked");
+            MountError::new(
+                FailureKind::Internal,
+                format!("the provider failed while {step} (a bug; please report it with the provider's log)"),
+            )
         })
     }
 
@@ -262,16 +312,28 @@ impl Provider {
     /// Serves one Mount.
     pub async fn mount(
         &self,
-        request: &MountRequest,
+        request: MountRequest,
         deadline: Instant,
     ) -> Result<MountResponse, MountError> {
-        let spec = spc::parse(RawMount {
-            attributes: &request.attributes,
-            secrets: &request.secrets,
-            permission: &request.permission,
-            target_path: &request.target_path,
-        })
-        .map_err(|e| MountError::new(FailureKind::InvalidArgument, e.0))?;
+        // The tenant key, read before the (bounded, but costlier) whole parse.
+        let namespace = spc::pod_namespace(&request.attributes).unwrap_or_default();
+        let _turn = self.turn(&namespace, deadline).await?;
+        let limits = spc::RequestLimits::from(&self.config.limits);
+        let spec = self
+            .cpu(&namespace, "parsing the Mount request", move || {
+                spc::parse(
+                    RawMount {
+                        attributes: &request.attributes,
+                        secrets: &request.secrets,
+                        permission: &request.permission,
+                        target_path: &request.target_path,
+                    },
+                    &limits,
+                )
+            })
+            .await?
+            .map_err(|e| MountError::new(FailureKind::InvalidArgument, e.0))?;
+        let spec = Arc::new(spec);
         self.check_routes(&spec)?;
 
         let region = match &spec.region {
@@ -290,10 +352,48 @@ impl Provider {
             deadline,
         ));
         let mount_label: Arc<str> = Arc::from(spec.pod.to_string());
-        let fetched = self
+        let (fetched, _holding) = self
             .fetch_all(&spec, region, auth, deadline, mount_label)
             .await?;
-        self.build_response(&spec, fetched)
+        let limits = self.config.limits.clone();
+        self.cpu(&namespace, "building the files", move || {
+            build_response(&spec, fetched, &limits)
+        })
+        .await?
+    }
+
+    /// Waits for this namespace's turn among the Mounts in flight, until the
+    /// Mount's deadline. A namespace with as many Mounts waiting as its share
+    /// is refused at once (UNAVAILABLE: the driver retries later).
+    async fn turn(&self, namespace: &str, deadline: Instant) -> Result<Permit, MountError> {
+        let usage = self.mounts.usage(namespace);
+        let share = self.mounts.per_key();
+        if usage.waiting >= share {
+            return Err(MountError::new(
+                FailureKind::Unavailable,
+                format!(
+                    "namespace {namespace:?} has {} Mounts in flight and {} waiting on this node, its share (config key limits.mounts_in_flight_per_namespace = {share}); retry later",
+                    usage.held, usage.waiting
+                ),
+            ));
+        }
+        let waited = Instant::now();
+        match tokio::time::timeout_at(deadline.into(), self.mounts.acquire(namespace)).await {
+            Ok(permit) => Ok(permit),
+            Err(_) => {
+                let usage = self.mounts.usage(namespace);
+                Err(MountError::new(
+                    FailureKind::DeadlineExceeded,
+                    format!(
+                        "the Mount waited {} for its turn and ran out of time: namespace {namespace:?} has {} of its {share} Mounts in flight and the node {} of {} (config keys limits.mounts_in_flight_per_namespace, limits.mounts_in_flight)",
+                        round(waited.elapsed()),
+                        usage.held,
+                        usage.in_use,
+                        self.mounts.capacity()
+                    ),
+                ))
+            }
+        }
     }
 
     fn check_routes(&self, spec: &MountSpec) -> Result<(), MountError> {
@@ -328,13 +428,25 @@ impl Provider {
         auth: Arc<MountAuth>,
         deadline: Instant,
         mount_label: Arc<str>,
-    ) -> Result<Vec<FetchedObject>, MountError> {
+    ) -> Result<(Vec<FetchedObject>, Holding), MountError> {
         let done: Vec<AtomicBool> = spec
             .objects
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect();
         let per_mount = Semaphore::new(self.config.limits.fetch_concurrency_per_mount);
+        // The files of a Mount are bounded as objects arrive, not after: a
+        // Mount of many large objects stops at the limit instead of holding
+        // them all.
+        let holding = Holding {
+            node: self.secret_bytes.clone(),
+            node_limit: self.config.limits.secret_bytes_in_flight,
+            mount_limit: self.config.limits.response_max_bytes,
+            permit: std::sync::Mutex::new(None),
+            bytes: AtomicUsize::new(0),
+        };
+        let over_budget = Notify::new();
+        let over_budget_error = std::sync::Mutex::new(None);
         let fetches: Vec<_> = spec
             .objects
             .iter()
@@ -350,9 +462,20 @@ impl Provider {
                 ));
                 let label = mount_label.clone();
                 let (done, per_mount) = (&done, &per_mount);
+                let (holding, over_budget, over_budget_error) =
+                    (&holding, &over_budget, &over_budget_error);
                 async move {
                     let _mount_slot = per_mount.acquire().await.expect("never closed");
-                    let result = self.plugins.fetch(request, session, deadline, label).await;
+                    let result = self
+                        .plugins
+                        .fetch(request, session, deadline, label, &spec.pod.namespace)
+                        .await;
+                    if let Ok(object) = &result
+                        && let Err(error) = holding.add(object.contents.len())
+                    {
+                        *over_budget_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                        over_budget.notify_one();
+                    }
                     done[i].store(true, Ordering::Relaxed);
                     result
                 }
@@ -363,8 +486,21 @@ impl Provider {
         // Plugins and cloud calls stop at the deadline with specific errors;
         // this outer bound only catches what they did not.
         let backstop = deadline + BACKSTOP;
+        let fetches = async {
+            tokio::select! {
+                results = fetches => Ok(results),
+                () = over_budget.notified() => Err(()),
+            }
+        };
         let results = match tokio::time::timeout_at(backstop.into(), fetches).await {
-            Ok(results) => results,
+            Ok(Ok(results)) => results,
+            Ok(Err(())) => {
+                let error = over_budget_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                return Err(error.expect("set before the notification"));
+            }
             Err(_) => {
                 let pending: Vec<String> = spec
                     .objects
@@ -393,7 +529,7 @@ impl Provider {
             }
         }
         if failures.is_empty() {
-            return Ok(objects);
+            return Ok((objects, holding));
         }
         // A failure after the deadline is the deadline's, whatever the
         // plugin called it (a cut-off cloud call looks "unavailable").
@@ -434,91 +570,144 @@ impl Provider {
                 .to_vec(),
         }
     }
+}
 
-    fn build_response(
-        &self,
-        spec: &MountSpec,
-        fetched: Vec<FetchedObject>,
-    ) -> Result<MountResponse, MountError> {
-        let mut files = Vec::new();
-        let mut versions = Vec::new();
-        for (object, fetched) in spec.objects.iter().zip(fetched) {
-            let version = fetched.version;
-            if version.is_empty() || version.len() > MAX_VERSION_LEN {
-                return Err(MountError::new(
-                    FailureKind::Internal,
-                    format!(
-                        "{}: the {} plugin returned a version of {} bytes; a version must have 1 to {MAX_VERSION_LEN}",
-                        object.label(),
-                        object.object_type,
-                        version.len()
-                    ),
-                ));
-            }
-            let mode = object.file_permission.unwrap_or(spec.default_mode) as i32;
-            if !object.jmes_path.is_empty() {
-                let document = crate::jmes::parse_document(&fetched.contents, &object.name)
-                    .map_err(|e| {
-                        MountError::new(
-                            FailureKind::InvalidArgument,
-                            format!("{}: {e}", object.label()),
-                        )
-                    })?;
-                for entry in &object.jmes_path {
-                    let value = entry.query.extract(&document, &entry.alias).map_err(|e| {
-                        MountError::new(
-                            FailureKind::InvalidArgument,
-                            format!("{}: {e}", object.label()),
-                        )
-                    })?;
-                    files.push(File {
-                        path: entry.file_path.clone(),
-                        mode,
-                        contents: value.into_bytes(),
-                    });
-                    versions.push(ObjectVersion {
-                        id: entry.file_path.clone(),
-                        version: version.clone(),
-                    });
-                }
-            }
-            files.push(File {
-                path: object.file_path.clone(),
-                mode,
-                contents: fetched.contents,
-            });
-            versions.push(ObjectVersion {
-                id: object.file_path.clone(),
-                version,
-            });
-        }
-        versions.sort_by(|a, b| a.id.cmp(&b.id));
-
-        let total: usize = files.iter().map(|f| f.contents.len() + f.path.len()).sum();
-        let limits = &self.config.limits;
+/// The files and object versions of a Mount: aliases, jmesPath extractions
+/// and modes. The size of the files is checked as each one is added.
+fn build_response(
+    spec: &MountSpec,
+    fetched: Vec<FetchedObject>,
+    limits: &crate::config::Limits,
+) -> Result<MountResponse, MountError> {
+    let mut files = Vec::new();
+    let mut versions = Vec::new();
+    let mut total = 0usize;
+    let mut add = |files: &mut Vec<File>, file: File| {
+        total = total.saturating_add(file.contents.len() + file.path.len());
         if total > limits.response_max_bytes {
+            return Err(too_large(total, limits.response_max_bytes));
+        }
+        files.push(file);
+        Ok(())
+    };
+    for (object, fetched) in spec.objects.iter().zip(fetched) {
+        let version = fetched.version;
+        if version.is_empty() || version.len() > MAX_VERSION_LEN {
             return Err(MountError::new(
-                FailureKind::ResourceExhausted,
+                FailureKind::Internal,
                 format!(
-                    "the Mount's files total {total} bytes, more than the limit of {} (config key limits.response_max_bytes; the driver's default gRPC limit is 4 MiB); split the objects across several SecretProviderClasses",
-                    limits.response_max_bytes
+                    "{}: the {} plugin returned a version of {} bytes; a version must have 1 to {MAX_VERSION_LEN}",
+                    object.label(),
+                    object.object_type,
+                    version.len()
                 ),
             ));
         }
-        if total > limits.response_warn_bytes {
-            tracing::warn!(
-                pod = %spec.pod,
-                bytes = total,
-                "the Mount's files exceed {} bytes: syncing them to a Kubernetes Secret (1 MiB cap) may fail",
-                limits.response_warn_bytes
-            );
+        let mode = object.file_permission.unwrap_or(spec.default_mode) as i32;
+        if !object.jmes_path.is_empty() {
+            let document =
+                crate::jmes::parse_document(&fetched.contents, &object.name).map_err(|e| {
+                    MountError::new(
+                        FailureKind::InvalidArgument,
+                        format!("{}: {e}", object.label()),
+                    )
+                })?;
+            for entry in &object.jmes_path {
+                let value = entry.query.extract(&document, &entry.alias).map_err(|e| {
+                    MountError::new(
+                        FailureKind::InvalidArgument,
+                        format!("{}: {e}", object.label()),
+                    )
+                })?;
+                add(
+                    &mut files,
+                    File {
+                        path: entry.file_path.clone(),
+                        mode,
+                        contents: value.into_bytes(),
+                    },
+                )?;
+                versions.push(ObjectVersion {
+                    id: entry.file_path.clone(),
+                    version: version.clone(),
+                });
+            }
         }
-        Ok(MountResponse {
-            object_version: versions,
-            error: None,
-            files,
-        })
+        add(
+            &mut files,
+            File {
+                path: object.file_path.clone(),
+                mode,
+                contents: fetched.contents,
+            },
+        )?;
+        versions.push(ObjectVersion {
+            id: object.file_path.clone(),
+            version,
+        });
     }
+    versions.sort_by(|a, b| a.id.cmp(&b.id));
+
+    let total: usize = files.iter().map(|f| f.contents.len() + f.path.len()).sum();
+    if total > limits.response_warn_bytes {
+        tracing::warn!(
+            pod = %spec.pod,
+            bytes = total,
+            "the Mount's files exceed {} bytes: syncing them to a Kubernetes Secret (1 MiB cap) may fail",
+            limits.response_warn_bytes
+        );
+    }
+    Ok(MountResponse {
+        object_version: versions,
+        error: None,
+        files,
+    })
+}
+
+/// The bytes of fetched objects one Mount holds, counted against its own
+/// limit (`limits.response_max_bytes`) and the node's
+/// (`limits.secret_bytes_in_flight`), which it returns when dropped.
+struct Holding {
+    node: Arc<Semaphore>,
+    node_limit: usize,
+    mount_limit: usize,
+    permit: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    bytes: AtomicUsize,
+}
+
+impl Holding {
+    fn add(&self, size: usize) -> Result<(), MountError> {
+        let total = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
+        if total > self.mount_limit {
+            return Err(too_large(total, self.mount_limit));
+        }
+        let kib = u32::try_from(size.div_ceil(1024)).unwrap_or(u32::MAX);
+        let more = self.node.clone().try_acquire_many_owned(kib).map_err(|_| {
+            MountError::new(
+                FailureKind::Unavailable,
+                format!(
+                    "Mounts in flight on this node already hold {} bytes of secrets (config key limits.secret_bytes_in_flight); retry later",
+                    self.node_limit
+                ),
+            )
+        })?;
+        let mut permit = self.permit.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *permit {
+            Some(held) => held.merge(more),
+            None => *permit = Some(more),
+        }
+        Ok(())
+    }
+}
+
+/// The Mount's files would exceed `limits.response_max_bytes`.
+fn too_large(total: usize, limit: usize) -> MountError {
+    MountError::new(
+        FailureKind::ResourceExhausted,
+        format!(
+            "the Mount's files total more than {limit} bytes (at least {total}; config key limits.response_max_bytes; the driver's default gRPC limit is 4 MiB); split the objects across several SecretProviderClasses"
+        ),
+    )
 }
 
 fn classify(error: &PluginError) -> FailureKind {
@@ -531,6 +720,7 @@ fn classify(error: &PluginError) -> FailureKind {
         PluginError::Fetch(FetchError::Other(_)) => FailureKind::Internal,
         PluginError::Trapped { .. } => FailureKind::Internal,
         PluginError::TimedOut { .. } => FailureKind::DeadlineExceeded,
+        PluginError::NodeMemory { .. } => FailureKind::Unavailable,
         PluginError::MemoryLimit { .. }
         | PluginError::OutputTooLarge { .. }
         | PluginError::HostCallLimit { .. } => FailureKind::ResourceExhausted,

@@ -8,6 +8,7 @@
 //! that object with a clear error; the process and other Mounts carry on.
 
 mod bindings;
+pub mod budget;
 pub mod egress;
 mod host;
 mod load;
@@ -17,13 +18,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::cloud::CloudSession;
 use crate::config::{Config, PluginLimits, plugin_config_value};
+use budget::{Account, Class, Pool};
 
 pub use bindings::alibabacloud_csi::plugin::types::{
     FetchError, FetchedObject, ObjectRequest, Parameter, PluginInfo,
@@ -39,6 +40,10 @@ const STDERR_CAP: usize = 4096;
 const LOG_LINES_PER_FETCH: u32 = 100;
 /// Longest log line kept.
 const LOG_LINE_MAX: usize = 1024;
+/// Host resources (WASI streams, pollables, ...) one instance may hold at
+/// once; a plugin needs a handful per host call. Bounds the host memory a
+/// loop creating resources can take.
+pub const MAX_HOST_RESOURCES: usize = 4096;
 
 /// The built-in plugins, compiled into the binary by build.rs.
 pub const BUILTIN_KMS: &[u8] = include_bytes!(concat!(
@@ -76,6 +81,10 @@ impl std::fmt::Display for PluginSource {
 pub struct Plugin {
     object_type: String,
     source: PluginSource,
+    class: Class,
+    /// Linear memory an instance grew to while loading (describe): what a
+    /// fetch reserves before it instantiates.
+    footprint: usize,
     pre: BackendPre<PluginState>,
     limits: PluginLimits,
     config: Vec<(String, String)>,
@@ -93,9 +102,15 @@ impl Plugin {
         limits: PluginLimits,
         grants: Grants,
     ) -> Plugin {
+        let class = match source {
+            PluginSource::Builtin(_) => Class::Builtin,
+            PluginSource::File(_) => Class::Custom,
+        };
         Plugin {
             object_type: object_type.to_string(),
             source,
+            class,
+            footprint: 0,
             pre,
             limits,
             config: route
@@ -214,6 +229,18 @@ pub enum PluginError {
         /// The cap.
         limit: u32,
     },
+    /// The node's memory budget for this class of plugins is in use.
+    #[error(
+        "the {plugin} plugin could not grow its memory: plugin instances on this node use all of {key} ({budget_mib} MiB); retry later"
+    )]
+    NodeMemory {
+        /// Plugin objectType.
+        plugin: String,
+        /// The config key of the budget.
+        key: &'static str,
+        /// The budget.
+        budget_mib: u64,
+    },
     /// The plugin returned more bytes than allowed.
     #[error(
         "the {plugin} plugin returned {size} bytes; the limit is {limit} (config key plugins.{plugin}.max_output_bytes)"
@@ -267,8 +294,11 @@ impl CheckReport {
 pub struct PluginRuntime {
     engine: Engine,
     plugins: BTreeMap<String, Arc<Plugin>>,
-    /// One permit per instance slot of the pool (`limits.fetch_concurrency`).
-    slots: Semaphore,
+    /// Slots and memory of the built-in plugins.
+    builtin: Pool,
+    /// Slots and memory of custom plugins.
+    custom: Pool,
+    budgets_mib: (u64, u64),
     _ticker: EpochTicker,
 }
 
@@ -282,21 +312,29 @@ impl std::fmt::Debug for PluginRuntime {
 
 /// Engine settings shared by every plugin.
 ///
-/// Instances come from a pool sized for `slots` concurrent fetches: creating
-/// and dropping an instance then reuses memory slots instead of an mmap and a
-/// munmap (with its TLB shootdowns) per fetch, which halves the per-fetch cost.
-fn engine(slots: u32, max_memory_bytes: u64) -> Result<Engine, String> {
+/// Instances come from a pool: creating and dropping an instance then reuses
+/// memory slots instead of an mmap and a munmap (with its TLB shootdowns) per
+/// fetch, which halves the per-fetch cost. The pool is the sum of what each
+/// class can hold at once: `builtin` instances of our own plugins (3 core
+/// instances, 1 memory and a few tables each, with room to spare) and
+/// `custom` instances of operator plugins at the per-component maxima, so
+/// that custom instances, however they are built, never take a built-in's
+/// place.
+fn engine(builtin: u32, custom: u32, max_memory_bytes: u64) -> Result<Engine, String> {
+    const CUSTOM_CORE_INSTANCES: u32 = 32;
+    const CUSTOM_MEMORIES: u32 = 2;
+    const CUSTOM_TABLES: u32 = 8;
     let mut pool = wasmtime::PoolingAllocationConfig::new();
-    pool.total_component_instances(slots)
+    pool.total_component_instances(builtin + custom)
         // A Rust wasip2 component instantiates 3 core modules (main, shim,
         // fixup); other toolchains may use more.
-        .total_core_instances(slots * 4)
-        .max_core_instances_per_component(32)
-        .total_memories(slots * 2)
-        .max_memories_per_component(2)
-        .total_tables(slots * 4)
-        .max_tables_per_component(8)
-        .total_stacks(slots)
+        .total_core_instances(builtin * 4 + custom * CUSTOM_CORE_INSTANCES)
+        .max_core_instances_per_component(CUSTOM_CORE_INSTANCES)
+        .total_memories(builtin * 2 + custom * CUSTOM_MEMORIES)
+        .max_memories_per_component(CUSTOM_MEMORIES)
+        .total_tables(builtin * 4 + custom * CUSTOM_TABLES)
+        .max_tables_per_component(CUSTOM_TABLES)
+        .total_stacks(builtin + custom)
         .max_memory_size(max_memory_bytes as usize);
     let mut config = wasmtime::Config::new();
     config
@@ -315,7 +353,14 @@ impl PluginRuntime {
     /// `describe` and `validate`. Any failure stops start-up with the route's
     /// key in the message.
     pub async fn load(config: &Config) -> Result<PluginRuntime, LoadError> {
-        let slots = config.limits.fetch_concurrency.min(u32::MAX as usize / 4) as u32;
+        let limits = &config.limits;
+        let builtin_slots = limits.fetch_concurrency.min(1 << 16) as u32;
+        let has_custom = config.plugins.values().any(|r| r.path.is_some());
+        let custom_slots = if has_custom {
+            limits.custom_fetch_concurrency.min(1 << 12) as u32
+        } else {
+            0
+        };
         let max_memory = config
             .plugins
             .values()
@@ -323,11 +368,12 @@ impl PluginRuntime {
             .max()
             .unwrap_or(config.plugin_defaults.memory_limit_mib)
             << 20;
-        let engine = engine(slots, max_memory).map_err(|reason| LoadError {
-            object_type: "*".into(),
-            source_desc: "the engine".into(),
-            reason,
-        })?;
+        let engine =
+            engine(builtin_slots, custom_slots, max_memory).map_err(|reason| LoadError {
+                object_type: "*".into(),
+                source_desc: "the engine".into(),
+                reason,
+            })?;
         let linker = linker(&engine).map_err(|reason| LoadError {
             object_type: "*".into(),
             source_desc: "the host interfaces".into(),
@@ -337,7 +383,19 @@ impl PluginRuntime {
         let mut runtime = PluginRuntime {
             engine,
             plugins: BTreeMap::new(),
-            slots: Semaphore::new(slots as usize),
+            builtin: Pool::new(
+                Class::Builtin,
+                builtin_slots as usize,
+                limits.fetch_concurrency_per_namespace,
+                limits.plugin_memory_mib,
+            ),
+            custom: Pool::new(
+                Class::Custom,
+                (custom_slots as usize).max(1),
+                limits.fetch_concurrency_per_namespace,
+                limits.custom_plugin_memory_mib,
+            ),
+            budgets_mib: (limits.plugin_memory_mib, limits.custom_plugin_memory_mib),
             _ticker: ticker,
         };
 
@@ -377,7 +435,9 @@ impl PluginRuntime {
                     ))
                 })?;
             let mut plugin = Plugin::new(object_type, source.clone(), pre, route, limits, grants);
-            plugin.info = runtime.describe(&plugin).await.map_err(fail)?;
+            let (info, footprint) = runtime.describe(&plugin).await.map_err(fail)?;
+            plugin.info = info;
+            plugin.footprint = footprint;
             runtime
                 .validate(&plugin)
                 .await
@@ -430,7 +490,7 @@ impl PluginRuntime {
             report.wit_version = load::wit_version_stamp(&bytes);
         }
         let limits = config.limits_for(route);
-        let engine = match engine(1, limits.memory_limit_mib << 20) {
+        let engine = match engine(1, 1, limits.memory_limit_mib << 20) {
             Ok(engine) => engine,
             Err(e) => {
                 report.step("engine", Err(e));
@@ -448,7 +508,9 @@ impl PluginRuntime {
         let runtime = PluginRuntime {
             engine,
             plugins: BTreeMap::new(),
-            slots: Semaphore::new(1),
+            builtin: Pool::new(Class::Builtin, 1, 1, limits.memory_limit_mib),
+            custom: Pool::new(Class::Custom, 1, 1, limits.memory_limit_mib),
+            budgets_mib: (limits.memory_limit_mib, limits.memory_limit_mib),
             _ticker: ticker,
         };
         let component = match load::compile(&runtime.engine, &source, &bytes) {
@@ -507,7 +569,7 @@ impl PluginRuntime {
         };
         let mut plugin = Plugin::new(object_type, source, pre, route, limits, grants);
         match runtime.describe(&plugin).await {
-            Ok(info) => {
+            Ok((info, _)) => {
                 report.step("describe", Ok(format!("{} {}", info.name, info.version)));
                 plugin.info = info.clone();
                 report.info = Some(info);
@@ -532,7 +594,8 @@ impl PluginRuntime {
         self.plugins.get(object_type).map(|p| &p.info)
     }
 
-    async fn describe(&self, plugin: &Plugin) -> Result<PluginInfo, String> {
+    /// What the plugin says about itself, and the memory it grew to.
+    async fn describe(&self, plugin: &Plugin) -> Result<(PluginInfo, usize), String> {
         self.call_at_load(plugin, "describe", async |instance, store| {
             instance.call_describe(store).await.map(Ok)
         })
@@ -545,6 +608,14 @@ impl PluginRuntime {
             instance.call_validate(store, &config).await
         })
         .await
+        .map(|((), _)| ())
+    }
+
+    fn pool(&self, class: Class) -> &Pool {
+        match class {
+            Class::Builtin => &self.builtin,
+            Class::Custom => &self.custom,
+        }
     }
 
     /// Runs one export of `plugin` outside any Mount (no host services),
@@ -554,15 +625,18 @@ impl PluginRuntime {
         plugin: &Plugin,
         export: &str,
         call: impl AsyncFnOnce(Backend, &mut Store<PluginState>) -> wasmtime::Result<Result<T, String>>,
-    ) -> Result<T, String> {
+    ) -> Result<(T, usize), String> {
         let deadline = Instant::now() + plugin.limits.timeout;
-        let (mut store, stderr) = self.store(plugin, None, deadline, Arc::from("load"));
+        let account = self.pool(plugin.class).unreserved();
+        let (mut store, stderr) = self.store(plugin, None, deadline, Arc::from("load"), account);
         let run = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             call(instance, &mut store).await
         };
-        match tokio::time::timeout_at((deadline + EPOCH_TICK).into(), run).await {
-            Ok(Ok(result)) => result,
+        let outcome = tokio::time::timeout_at((deadline + EPOCH_TICK).into(), run).await;
+        let footprint = store.data().limiter.account.used();
+        match outcome {
+            Ok(Ok(result)) => result.map(|r| (r, footprint)),
             Ok(Err(e)) => Err(format!(
                 "{export} failed: {}",
                 trap_text(&e.into(), &stderr)
@@ -582,6 +656,7 @@ impl PluginRuntime {
         session: Option<Arc<CloudSession>>,
         deadline: Instant,
         mount: Arc<str>,
+        account: Account,
     ) -> (Store<PluginState>, CappedPipe) {
         let stderr = CappedPipe::new(STDERR_CAP);
         let wasi = WasiCtx::builder()
@@ -590,14 +665,18 @@ impl PluginRuntime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HOST_RESOURCES);
         let mut store = Store::new(
             &self.engine,
             PluginState {
                 wasi,
-                table: ResourceTable::new(),
+                table,
                 limiter: MemoryLimiter {
                     max_bytes: (plugin.limits.memory_limit_mib << 20) as usize,
                     exceeded: false,
+                    account,
+                    budget_exhausted: false,
                 },
                 session,
                 grants: plugin.grants.clone(),
@@ -636,13 +715,15 @@ impl PluginRuntime {
         self.plugins.get(object_type).map(|p| p.config.as_slice())
     }
 
-    /// Runs the plugin for `request.object_type` on a fresh instance.
+    /// Runs the plugin for `request.object_type` on a fresh instance, in a
+    /// fetch slot of its class shared fairly by `namespace`.
     pub async fn fetch(
         &self,
         request: ObjectRequest,
         session: Arc<CloudSession>,
         mount_deadline: Instant,
         mount_label: Arc<str>,
+        namespace: &str,
     ) -> Result<FetchedObject, PluginError> {
         let Some(plugin) = self.plugins.get(&request.object_type) else {
             return Err(PluginError::UnknownObjectType {
@@ -650,7 +731,6 @@ impl PluginRuntime {
                 configured: self.object_types().join(", "),
             });
         };
-        let _slot = self.slots.acquire().await.expect("never closed");
         let name = plugin.object_type.clone();
         let started = Instant::now();
         let own_deadline = started + plugin.limits.timeout;
@@ -664,13 +744,25 @@ impl PluginRuntime {
             after: deadline.saturating_duration_since(started),
             cause: cause.replace("<type>", &name),
         };
-        let (mut store, stderr) = self.store(plugin, Some(session), deadline, mount_label);
+        let pool = self.pool(plugin.class);
+        // The slot and the memory are waited for within the fetch's deadline;
+        // both are returned when this function returns.
+        let admitted = tokio::time::timeout_at(deadline.into(), async {
+            let slot = pool.slot(namespace).await;
+            (slot, pool.reserve(plugin.footprint).await)
+        })
+        .await;
+        let Ok((_slot, account)) = admitted else {
+            return Err(timed_out());
+        };
+        let (mut store, stderr) = self.store(plugin, Some(session), deadline, mount_label, account);
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             instance.call_fetch(&mut store, &request).await
         };
         let outcome = tokio::time::timeout_at((deadline + EPOCH_TICK).into(), call).await;
         let memory_exceeded = store.data().limiter.exceeded;
+        let budget_exhausted = store.data().limiter.budget_exhausted;
         let host_call_limit_hit = store.data().host_call_limit_hit;
         match outcome {
             Err(_elapsed) => Err(timed_out()),
@@ -680,6 +772,17 @@ impl PluginRuntime {
                     return Err(PluginError::MemoryLimit {
                         plugin: name,
                         limit_mib: plugin.limits.memory_limit_mib,
+                    });
+                }
+                if budget_exhausted {
+                    let class = plugin.class;
+                    return Err(PluginError::NodeMemory {
+                        plugin: name,
+                        key: class.memory_key(),
+                        budget_mib: match class {
+                            Class::Builtin => self.budgets_mib.0,
+                            Class::Custom => self.budgets_mib.1,
+                        },
                     });
                 }
                 if host_call_limit_hit {
@@ -773,22 +876,29 @@ impl WasiView for PluginState {
     }
 }
 
-/// Caps linear memory and records that the cap, not a plugin bug, stopped it.
+/// Caps linear memory per instance, draws every growth from the class's
+/// node budget, and records which limit, not a plugin bug, stopped it.
 struct MemoryLimiter {
     max_bytes: usize,
     exceeded: bool,
+    account: Account,
+    budget_exhausted: bool,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.exceeded = true;
             return Err(wasmtime::Error::msg("plugin memory limit reached"));
+        }
+        if !self.account.grow(desired.saturating_sub(current)) {
+            self.budget_exhausted = true;
+            return Err(wasmtime::Error::msg("node plugin memory budget reached"));
         }
         Ok(true)
     }

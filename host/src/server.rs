@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Code, Request, Response, Status};
@@ -72,14 +73,25 @@ impl CsiDriverProvider for ProviderService {
         let caller_deadline = grpc_timeout(request.metadata()).map(|t| started + t);
         let request = request.into_inner();
         let deadline = self.provider.mount_deadline(caller_deadline)?;
-        let span = tracing::info_span!("mount", target = %request.target_path);
-        let result =
-            tracing::Instrument::instrument(self.provider.mount(&request, deadline), span).await;
+        let target_path = request.target_path.clone();
+        let span = tracing::info_span!("mount", target = %target_path);
+        // A panic anywhere in a Mount fails that Mount, never the process
+        // (release builds unwind) or another Mount.
+        let mount = std::panic::AssertUnwindSafe(self.provider.mount(request, deadline));
+        let result = tracing::Instrument::instrument(mount.catch_unwind(), span)
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(target_path = %target_path, "a Mount panicked");
+                Err(MountError {
+                    kind: FailureKind::Internal,
+                    message: "the provider failed while serving this Mount (a bug; please report it with the provider's log)".into(),
+                })
+            });
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(response) => {
                 tracing::info!(
-                    target_path = %request.target_path,
+                    target_path = %target_path,
                     files = response.files.len(),
                     elapsed_ms,
                     "mounted"
@@ -88,7 +100,7 @@ impl CsiDriverProvider for ProviderService {
             }
             Err(error) => {
                 tracing::warn!(
-                    target_path = %request.target_path,
+                    target_path = %target_path,
                     kind = ?error.kind,
                     elapsed_ms,
                     error = %error.message,
@@ -170,9 +182,18 @@ pub async fn serve(
         .set_serving::<CsiDriverProviderServer<ProviderService>>()
         .await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let max_request = provider.config().limits.max_request_bytes;
+    // Requests beyond the Mounts in flight wait for their namespace's turn,
+    // each holding its decoded request: the driver may open twice as many
+    // streams as Mounts run, so other namespaces' requests still reach the
+    // fair queue; further ones wait in the driver, not in this process.
+    let streams = (provider.config().limits.mounts_in_flight * 2).min(u32::MAX as usize) as u32;
+    let service = CsiDriverProviderServer::new(ProviderService::new(provider))
+        .max_decoding_message_size(max_request);
     let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(streams))
         .add_service(health_service)
-        .add_service(CsiDriverProviderServer::new(ProviderService::new(provider)))
+        .add_service(service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections; waiting for in-flight Mounts");

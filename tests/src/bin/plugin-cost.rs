@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
         ));
         let t = Instant::now();
         let object = runtime
-            .fetch(request.clone(), session, deadline, label.clone())
+            .fetch(request.clone(), session, deadline, label.clone(), "bench")
             .await?;
         let elapsed = t.elapsed();
         assert_eq!(object.contents, b"value");

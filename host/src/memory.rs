@@ -1,0 +1,148 @@
+//! The provider's memory plan: the most memory its configuration lets it
+//! hold, term by term, checked at start-up against the container's memory
+//! limit (the cgroup's), so that a configuration that could be pushed past
+//! the limit by a flood of Mounts fails at once with the keys to change,
+//! instead of being OOM-killed later under load.
+
+use std::path::Path;
+
+use crate::config::Config;
+
+/// Memory of the process with no Mount in flight, with headroom: 32 MiB
+/// measured idle (engine, compiled plugins, runtime; `scripts/measure-rss`),
+/// plus connection pools, the credential cache and per-Mount working memory.
+pub const BASELINE_BYTES: u64 = 48 << 20;
+
+/// One term of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    /// What it is and which keys set it.
+    pub what: String,
+    /// Bytes at most.
+    pub bytes: u64,
+}
+
+/// The terms of the plan for `config`.
+pub fn plan(config: &Config) -> Vec<Term> {
+    let l = &config.limits;
+    let mut terms = vec![
+        Term {
+            what: "runtime, compiled plugins and caches".into(),
+            bytes: BASELINE_BYTES,
+        },
+        Term {
+            what: "Mount requests held (2 x limits.mounts_in_flight x limits.max_request_bytes)"
+                .into(),
+            bytes: 2 * l.mounts_in_flight as u64 * l.max_request_bytes as u64,
+        },
+        Term {
+            what: "fetched secrets held (limits.secret_bytes_in_flight)".into(),
+            bytes: l.secret_bytes_in_flight as u64,
+        },
+        Term {
+            what: "built-in plugin instances (limits.plugin_memory_mib)".into(),
+            bytes: l.plugin_memory_mib << 20,
+        },
+    ];
+    if config.plugins.values().any(|r| r.path.is_some()) {
+        terms.push(Term {
+            what: "custom plugin instances (limits.custom_plugin_memory_mib)".into(),
+            bytes: l.custom_plugin_memory_mib << 20,
+        });
+    }
+    terms
+}
+
+/// The container's memory limit from the cgroup (v2 `memory.max`, else v1
+/// `memory.limit_in_bytes`) under `root` (`/sys/fs/cgroup`); `None` when
+/// there is none or it cannot be read.
+pub fn cgroup_limit(root: &Path) -> Option<u64> {
+    let read = |file: &str| std::fs::read_to_string(root.join(file)).ok();
+    let value = read("memory.max").or_else(|| read("memory/memory.limit_in_bytes"))?;
+    let value = value.trim();
+    if value == "max" {
+        return None;
+    }
+    // cgroup v1 reports "no limit" as a page-rounded i64::MAX.
+    value.parse::<u64>().ok().filter(|v| *v < 1 << 60)
+}
+
+/// Checks the plan against `limit`; the error lists every term and what to
+/// change.
+pub fn check(config: &Config, limit: Option<u64>) -> Result<u64, String> {
+    let terms = plan(config);
+    let total: u64 = terms.iter().map(|t| t.bytes).sum();
+    let Some(limit) = limit else {
+        return Ok(total);
+    };
+    if total <= limit {
+        return Ok(total);
+    }
+    let mib = |b: u64| b.div_ceil(1 << 20);
+    let lines: Vec<String> = terms
+        .iter()
+        .map(|t| format!("{} MiB for {}", mib(t.bytes), t.what))
+        .collect();
+    Err(format!(
+        "the configuration lets the provider hold up to {} MiB ({}), more than the container's memory limit of {} MiB: raise the container's memory limit (chart value linux.resources.limits.memory) to at least {}Mi, or lower those keys in [limits]",
+        mib(total),
+        lines.join(", "),
+        limit >> 20,
+        mib(total)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_fit_the_charts_limit_with_a_custom_plugin() {
+        let mut config = Config::default();
+        let builtin_only = check(&config, Some(256 << 20)).unwrap();
+        assert_eq!(builtin_only >> 20, 48 + 32 + 32 + 64);
+        config.plugins.insert(
+            "vault".into(),
+            toml::from_str("path = \"/p/vault.wasm\"").unwrap(),
+        );
+        assert_eq!(check(&config, Some(256 << 20)).unwrap() >> 20, 240);
+    }
+
+    #[test]
+    fn a_plan_over_the_limit_names_every_term() {
+        let mut config = Config::default();
+        config.limits.plugin_memory_mib = 512;
+        let e = check(&config, Some(256 << 20)).unwrap_err();
+        assert!(
+            e.starts_with("the configuration lets the provider hold up to 624 MiB"),
+            "{e}"
+        );
+        assert!(e.contains("512 MiB for built-in plugin instances (limits.plugin_memory_mib)"));
+        assert!(e.contains("more than the container's memory limit of 256 MiB"));
+        assert!(e.contains("at least 624Mi"));
+        assert!(check(&config, None).is_ok());
+    }
+
+    #[test]
+    fn cgroup_limits_v1_and_v2() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(cgroup_limit(dir.path()), None);
+        std::fs::create_dir(dir.path().join("memory")).unwrap();
+        std::fs::write(
+            dir.path().join("memory/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        )
+        .unwrap();
+        assert_eq!(cgroup_limit(dir.path()), None);
+        std::fs::write(
+            dir.path().join("memory/memory.limit_in_bytes"),
+            "268435456\n",
+        )
+        .unwrap();
+        assert_eq!(cgroup_limit(dir.path()), Some(256 << 20));
+        std::fs::write(dir.path().join("memory.max"), "max\n").unwrap();
+        assert_eq!(cgroup_limit(dir.path()), None);
+        std::fs::write(dir.path().join("memory.max"), "134217728\n").unwrap();
+        assert_eq!(cgroup_limit(dir.path()), Some(128 << 20));
+    }
+}
