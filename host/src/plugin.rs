@@ -299,6 +299,8 @@ pub struct PluginRuntime {
     /// Slots and memory of custom plugins.
     custom: Pool,
     budgets_mib: (u64, u64),
+    /// Where custom plugins run (when any is routed).
+    custom_threads: Option<CustomThreads>,
     _ticker: EpochTicker,
 }
 
@@ -396,6 +398,15 @@ impl PluginRuntime {
                 limits.custom_plugin_memory_mib,
             ),
             budgets_mib: (limits.plugin_memory_mib, limits.custom_plugin_memory_mib),
+            custom_threads: if has_custom {
+                Some(CustomThreads::start().map_err(|reason| LoadError {
+                    object_type: "*".into(),
+                    source_desc: "the custom plugins' threads".into(),
+                    reason,
+                })?)
+            } else {
+                None
+            },
             _ticker: ticker,
         };
 
@@ -511,6 +522,7 @@ impl PluginRuntime {
             builtin: Pool::new(Class::Builtin, 1, 1, limits.memory_limit_mib),
             custom: Pool::new(Class::Custom, 1, 1, limits.memory_limit_mib),
             budgets_mib: (limits.memory_limit_mib, limits.memory_limit_mib),
+            custom_threads: None,
             _ticker: ticker,
         };
         let component = match load::compile(&runtime.engine, &source, &bytes) {
@@ -682,6 +694,10 @@ impl PluginRuntime {
                 grants: plugin.grants.clone(),
                 plugin: plugin.object_type.clone(),
                 mount,
+                main: match plugin.class {
+                    Class::Custom => tokio::runtime::Handle::try_current().ok(),
+                    Class::Builtin => None,
+                },
                 deadline,
                 log_lines: 0,
                 host_calls: 0,
@@ -756,17 +772,51 @@ impl PluginRuntime {
             return Err(timed_out());
         };
         let (mut store, stderr) = self.store(plugin, Some(session), deadline, mount_label, account);
-        let call = async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
-            instance.call_fetch(&mut store, &request).await
+        let pre = plugin.pre.clone();
+        let call = async move {
+            let result = async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                instance.call_fetch(&mut store, &request).await
+            }
+            .await;
+            (store, result)
         };
-        let outcome = tokio::time::timeout_at((deadline + EPOCH_TICK).into(), call).await;
+        let until = (deadline + EPOCH_TICK).into();
+        let outcome = match (&self.custom_threads, plugin.class) {
+            // Custom plugins compute on threads of their own, at a lower
+            // priority: a plugin that spins until its timeout takes CPU from
+            // other custom plugins, not from the async workers that serve
+            // every Mount.
+            (Some(threads), Class::Custom) => {
+                let task = threads.spawn(call);
+                let abort = task.abort_handle();
+                match tokio::time::timeout_at(until, task).await {
+                    Ok(Ok(done)) => Ok(done),
+                    Ok(Err(join_error)) => {
+                        tracing::error!(plugin = %name, error = %join_error, "a plugin task failed");
+                        return Err(PluginError::Trapped {
+                            plugin: name,
+                            message: "the host failed while running it (a bug; please report it with the provider's log)".into(),
+                        });
+                    }
+                    Err(elapsed) => {
+                        abort.abort();
+                        Err(elapsed)
+                    }
+                }
+            }
+            _ => tokio::time::timeout_at(until, call).await,
+        };
+        let (store, outcome) = match outcome {
+            Ok((store, result)) => (store, result),
+            Err(_elapsed) => return Err(timed_out()),
+        };
         let memory_exceeded = store.data().limiter.exceeded;
         let budget_exhausted = store.data().limiter.budget_exhausted;
         let host_call_limit_hit = store.data().host_call_limit_hit;
+        drop(store);
         match outcome {
-            Err(_elapsed) => Err(timed_out()),
-            Ok(Err(error)) => {
+            Err(error) => {
                 let error: anyhow::Error = error.into();
                 if memory_exceeded {
                     return Err(PluginError::MemoryLimit {
@@ -801,8 +851,8 @@ impl PluginRuntime {
                     message,
                 })
             }
-            Ok(Ok(Err(fetch_error))) => Err(PluginError::Fetch(fetch_error)),
-            Ok(Ok(Ok(object))) => {
+            Ok(Err(fetch_error)) => Err(PluginError::Fetch(fetch_error)),
+            Ok(Ok(object)) => {
                 if object.contents.len() > plugin.limits.max_output_bytes {
                     return Err(PluginError::OutputTooLarge {
                         plugin: name,
@@ -861,6 +911,9 @@ pub struct PluginState {
     grants: Arc<Grants>,
     plugin: String,
     mount: Arc<str>,
+    /// The main runtime, when the plugin runs elsewhere (custom plugins):
+    /// where its signed calls are sent from.
+    main: Option<tokio::runtime::Handle>,
     deadline: Instant,
     log_lines: u32,
     host_calls: u32,
@@ -980,6 +1033,62 @@ impl tokio::io::AsyncWrite for CappedPipe {
         _cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Threads that run custom plugins: their own tokio runtime, at nice
+/// [`CUSTOM_NICE`], so that the kernel gives the provider's own threads the
+/// CPU first. Host calls that use the provider's shared clients (signed
+/// Alibaba Cloud calls) are sent back to the main runtime, so that its
+/// connections are never driven by these threads.
+struct CustomThreads {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Threads of the custom plugins' runtime.
+const CUSTOM_THREADS: usize = 1;
+/// Their nice value (0 is the provider's; 19 the lowest priority).
+const CUSTOM_NICE: i32 = 10;
+
+impl CustomThreads {
+    fn start() -> Result<CustomThreads, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(CUSTOM_THREADS)
+            .max_blocking_threads(CUSTOM_THREADS)
+            .thread_name("custom-plugins")
+            .enable_all()
+            .on_thread_start(|| {
+                let tid = rustix::thread::gettid();
+                if let Err(e) = rustix::process::setpriority_process(Some(tid), CUSTOM_NICE) {
+                    tracing::warn!(error = %e, "cannot lower the priority of a custom plugin thread");
+                }
+            })
+            .build()
+            .map_err(|e| format!("cannot start them: {e}"))?;
+        Ok(CustomThreads {
+            runtime: Some(runtime),
+        })
+    }
+
+    fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime
+            .as_ref()
+            .expect("present until dropped")
+            .spawn(future)
+    }
+}
+
+impl Drop for CustomThreads {
+    fn drop(&mut self) {
+        // Dropping a runtime may block; from inside another runtime that
+        // panics, so let its threads wind down in the background.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

@@ -63,7 +63,19 @@ impl alibaba_cloud::Host for PluginState {
             action = %call.action,
             "plugin calls Alibaba Cloud"
         );
-        let result = session.call(&call).await;
+        // On the main runtime: the shared client's connections are driven
+        // there, never by the custom plugins' threads.
+        let result = match self.main.as_ref() {
+            Some(main) => main
+                .spawn(async move { session.call(&call).await })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(ApiError::Transport(format!(
+                        "the host failed while sending the call: {e}"
+                    )))
+                }),
+            None => session.call(&call).await,
+        };
         if let Err(error) = &result {
             tracing::debug!(plugin = %self.plugin, mount = %self.mount, %error, "Alibaba Cloud call failed");
         }

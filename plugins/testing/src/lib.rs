@@ -7,7 +7,8 @@
 //! `call:<product>:<action>:<api-version>` (parameters from the object's
 //! `parameters`), `error:<not-found|denied|invalid|unavailable|other>`,
 //! `panic`, `loop`, `sleep:<ms>`, `alloc:<MiB>`, `big:<bytes>`, `log:<lines>`,
-//! `calls:<n>` (n host calls), `http:<url>` (GET through the host),
+//! `calls:<n>` (n host calls), `leak:<n>` (n WASI streams, never dropped),
+//! `http:<url>` (GET through the host),
 //! `token:<audience>`, `secret:<key>`, `pod`.
 //!
 //! Any config key is accepted; a config key `reject` makes validation fail
@@ -99,6 +100,12 @@ impl Backend for Testing {
                 format!("allocated {} MiB", keep.len()).into_bytes()
             }
             "big" => vec![b'x'; number(arg)? as usize],
+            "leak" => {
+                for _ in 0..number(arg)? {
+                    leak_stream();
+                }
+                b"leaked".to_vec()
+            }
             "calls" => {
                 for _ in 0..number(arg)? {
                     let _ = identity::pod();
@@ -151,3 +158,12 @@ fn number(arg: &str) -> Result<u64, FetchError> {
 }
 
 plugin_sdk::export_backend!(Testing);
+
+/// Takes a host resource (a stderr stream) and never gives it back.
+#[cfg(target_arch = "wasm32")]
+fn leak_stream() {
+    std::mem::forget(wasip2::cli::stderr::get_stderr());
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn leak_stream() {}

@@ -4,6 +4,7 @@
 mod benchmarks;
 mod capabilities;
 mod errors;
+mod fairness;
 mod identity;
 mod logs;
 mod mount;

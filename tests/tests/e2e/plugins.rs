@@ -265,3 +265,110 @@ async fn bad_components_are_refused_at_start_up() {
     let e = load_error(config).await;
     assert!(e.contains("cannot read the file"), "{e}");
 }
+
+#[tokio::test]
+async fn custom_plugins_cannot_starve_the_builtins() {
+    // Every custom slot is held by a component that instantiates the most
+    // core modules a custom component may and then loops until its timeout.
+    // The built-in KMS plugin has slots, instances and memory of its own, so
+    // its Mounts are served in one round trip meanwhile.
+    let cloud = FakeCloud::start(default_seed()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = cloud.config();
+    config.limits.fetch_concurrency = 4;
+    config.limits.fetch_concurrency_per_namespace = 4;
+    config.limits.custom_fetch_concurrency = 4;
+    let mut hog = route(&fixture(dir.path(), "many-instances"));
+    hog.timeout = Some(Duration::from_secs(3));
+    config.plugins.insert("hog".into(), hog);
+    let provider = std::sync::Arc::new(TestProvider::start(config, cloud.env()).await);
+
+    let mut hogs = Vec::new();
+    for i in 0..8 {
+        let provider = provider.clone();
+        hogs.push(tokio::spawn(async move {
+            provider
+                .mount(
+                    Mount::objects(&format!("- objectName: h{i}\n  objectType: hog\n")).for_pod(
+                        "hogs",
+                        &format!("hog-{i}"),
+                        "app",
+                    ),
+                )
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let mut builtin = Vec::new();
+    for i in 0..8 {
+        let provider = provider.clone();
+        builtin.push(tokio::spawn(async move {
+            provider
+                .mount(
+                    Mount::objects(
+                        "- objectName: test\n- objectName: db/password\n  objectType: oos\n",
+                    )
+                    .for_pod("quiet", &format!("app-{i}"), "app"),
+                )
+                .await
+        }));
+    }
+    for task in builtin {
+        let response = task
+            .await
+            .unwrap()
+            .expect("a built-in Mount beside the hogs");
+        assert_eq!(files(&response).len(), 2);
+    }
+    let builtin_took = started.elapsed();
+    assert!(
+        builtin_took < Duration::from_millis(2500),
+        "built-in Mounts waited for the custom plugin: {builtin_took:?}"
+    );
+    for task in hogs {
+        let status = task.await.unwrap().unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::DeadlineExceeded,
+            "{}",
+            status.message()
+        );
+    }
+    std::sync::Arc::into_inner(provider).unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn host_resources_a_plugin_holds_are_capped() {
+    // Each leaked stream is an entry in the instance's host resource table;
+    // past provider::plugin::MAX_HOST_RESOURCES the plugin is stopped instead
+    // of growing the host's memory.
+    let cloud = FakeCloud::start(default_seed()).await;
+    let provider = hostile_provider(&cloud).await;
+    let fine = provider
+        .mount(Mount::objects(
+            "- objectName: leak:1000\n  objectType: testing\n",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(files(&fine)["leak:1000"], "leaked");
+    let status = provider
+        .mount(Mount::objects(
+            "- objectName: leak:100000\n  objectType: testing\n",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{}", status.message());
+    assert!(
+        status.message().contains("the testing plugin crashed"),
+        "{}",
+        status.message()
+    );
+    provider
+        .mount(Mount::objects(
+            "- objectName: echo:ok\n  objectType: testing\n",
+        ))
+        .await
+        .unwrap();
+    provider.stop().await;
+}

@@ -1,0 +1,402 @@
+//! The hostile-input suite: a tenant's worst SecretProviderClasses, sent as
+//! the CSI driver sends them over the provider binary's real Unix socket.
+//! Each must fail fast with a clear status, the process must keep serving (a
+//! good Mount right after each), and its peak memory must stay under the
+//! chart's container limit. The figures (time per case, peak RSS) are
+//! printed: `cargo test -p csi-secrets-store-provider-alibabacloud --test
+//! hostile -- --nocapture`.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alibabacloud_emulator::{AccessKey, Emulator, KmsSecret, Seed};
+use provider::proto::MountRequest;
+use provider::proto::csi_driver_provider_client::CsiDriverProviderClient;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const BIN: &str = env!("CARGO_BIN_EXE_csi-secrets-store-provider-alibabacloud");
+/// The chart's default `linux.resources.limits.memory`.
+const CHART_MEMORY_LIMIT: u64 = 256 << 20;
+/// A hostile case must be answered within this (debug build, shared
+/// machine); the figures printed are what to read.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
+struct Provider {
+    child: Child,
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Provider {
+    async fn start(emulator: &Emulator) -> Provider {
+        let dir = tempfile::tempdir().unwrap();
+        let providers = dir.path().join("providers");
+        std::fs::create_dir(&providers).unwrap();
+        let config = dir.path().join("config.toml");
+        // Small per-namespace shares so that the flood case reaches them.
+        std::fs::write(
+            &config,
+            "[limits]\nmounts_in_flight = 16\nmounts_in_flight_per_namespace = 4\n",
+        )
+        .unwrap();
+        let url = emulator.url();
+        let child = Command::new(BIN)
+            .args(["serve", "--healthz-port", "0", "--region", "cn-hangzhou"])
+            .arg("--provider-volume")
+            .arg(&providers)
+            .arg("--config")
+            .arg(&config)
+            .env("ALIBABACLOUD_KMS_ENDPOINT", &url)
+            .env("ALIBABACLOUD_OOS_ENDPOINT", &url)
+            .env("ACCESS_KEY_ID", "hostile-test-id")
+            .env("SECRET_ACCESS_KEY", "hostile-test-secret")
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the provider binary");
+        let socket = providers.join("alibabacloud.sock");
+        let started = Instant::now();
+        while !socket.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the provider did not create its socket"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Provider {
+            child,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    async fn client(&self) -> CsiDriverProviderClient<Channel> {
+        provider::client::provider_client(&self.socket)
+            .await
+            .expect("connecting to the socket")
+            .max_decoding_message_size(8 << 20)
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Peak resident memory of the provider process (VmHWM).
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib << 10)
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn request(namespace: &str, objects: &str) -> MountRequest {
+    let attributes: BTreeMap<&str, &str> = [
+        ("csi.storage.k8s.io/pod.name", "app-0"),
+        ("csi.storage.k8s.io/pod.namespace", namespace),
+        ("csi.storage.k8s.io/pod.uid", "0b6c2f1e-7d9c"),
+        ("csi.storage.k8s.io/serviceAccount.name", "app"),
+        ("objects", objects),
+    ]
+    .into();
+    MountRequest {
+        attributes: serde_json::to_string(&attributes).unwrap(),
+        secrets: "{}".into(),
+        target_path: "/var/lib/kubelet/pods/0b6c2f1e-7d9c/volumes/kubernetes.io~csi/secrets/mount"
+            .into(),
+        permission: "420".into(),
+        current_object_version: Vec::new(),
+    }
+}
+
+fn raw_request(attributes: String) -> MountRequest {
+    MountRequest {
+        attributes,
+        secrets: "{}".into(),
+        target_path: "/t".into(),
+        permission: "420".into(),
+        current_object_version: Vec::new(),
+    }
+}
+
+const GOOD: &str =
+    "- objectName: test\n  jmesPath:\n    - path: username\n      objectAlias: username\n";
+
+fn jmes(path: &str) -> String {
+    format!(
+        "- objectName: test\n  jmesPath:\n    - path: {}\n      objectAlias: out\n",
+        serde_json::to_string(path).unwrap()
+    )
+}
+
+fn alias_bomb() -> String {
+    format!(
+        "- &a [{}]\n- &b [{}]\n- [{}]\n",
+        vec!["x"; 300].join(","),
+        vec!["*a"; 300].join(","),
+        vec!["*b"; 300].join(",")
+    )
+}
+
+/// The cases: name, request, expected code, a part of the expected message.
+fn cases() -> Vec<(&'static str, MountRequest, Code, &'static str)> {
+    let objects =
+        |n: usize| -> String { (0..n).map(|i| format!("- objectName: s{i}\n")).collect() };
+    vec![
+        (
+            "jmesPath: 5,000 '!' then 'a'",
+            request("tenant", &jmes(&format!("{}a", "!".repeat(5000)))),
+            Code::InvalidArgument,
+            "jmesPath",
+        ),
+        (
+            "jmesPath: 5,000 '(' + 'a' + 5,000 ')'",
+            request(
+                "tenant",
+                &jmes(&format!("{}a{}", "(".repeat(5000), ")".repeat(5000))),
+            ),
+            Code::InvalidArgument,
+            "jmesPath",
+        ),
+        (
+            "jmesPath: a.a.a... (20,000 segments)",
+            request("tenant", &jmes(&vec!["a"; 20_000].join("."))),
+            Code::InvalidArgument,
+            "jmesPath",
+        ),
+        (
+            "jmesPath: a.a.a... (100,000 segments)",
+            request("tenant", &jmes(&vec!["a"; 100_000].join("."))),
+            Code::OutOfRange,
+            "message length too large",
+        ),
+        (
+            "jmesPath: [@,@]| x30 then to_string(@)",
+            request(
+                "tenant",
+                &jmes(&format!("{}to_string(@)", "[@,@]|".repeat(30))),
+            ),
+            Code::InvalidArgument,
+            "jmesPath",
+        ),
+        (
+            "YAML alias fan-out (2.4 KB)",
+            request("tenant", &alias_bomb()),
+            Code::InvalidArgument,
+            "YAML nodes",
+        ),
+        (
+            "objectName nested in 100,000 '[' ... ']'",
+            request(
+                "tenant",
+                &format!(
+                    "- objectName: {}a{}\n",
+                    "[".repeat(100_000),
+                    "]".repeat(100_000)
+                ),
+            ),
+            Code::InvalidArgument,
+            "limits.max_objects_bytes",
+        ),
+        (
+            "objectName nested in 20,000 '[' ... ']'",
+            request(
+                "tenant",
+                &format!(
+                    "- objectName: {}a{}\n",
+                    "[".repeat(20_000),
+                    "]".repeat(20_000)
+                ),
+            ),
+            Code::InvalidArgument,
+            "'[' and '{' characters",
+        ),
+        (
+            "flow mappings nested 5,000 deep",
+            request(
+                "tenant",
+                &format!("{}{}", "{a: ".repeat(5000), "}".repeat(5000)),
+            ),
+            Code::InvalidArgument,
+            "'[' and '{' characters",
+        ),
+        (
+            "20,000 objects",
+            request("tenant", &objects(20_000)),
+            Code::OutOfRange,
+            "message length too large",
+        ),
+        (
+            "257 objects",
+            request("tenant", &objects(257)),
+            Code::InvalidArgument,
+            "limits.max_objects",
+        ),
+        (
+            "attributes nested 100,000 deep",
+            raw_request(format!("{}{}", "[".repeat(50_000), "]".repeat(50_000))),
+            Code::InvalidArgument,
+            "failed to unmarshal attributes",
+        ),
+        (
+            "a 1 MiB request",
+            request(
+                "tenant",
+                &format!("- objectName: {}\n", "x".repeat(1 << 20)),
+            ),
+            Code::OutOfRange,
+            "",
+        ),
+        (
+            "65 jmesPath entries",
+            request(
+                "tenant",
+                &format!(
+                    "- objectName: test\n  jmesPath:\n{}",
+                    (0..65)
+                        .map(|i| format!("    - {{path: username, objectAlias: u{i}}}\n"))
+                        .collect::<String>()
+                ),
+            ),
+            Code::InvalidArgument,
+            "limit is 64 per object",
+        ),
+        (
+            "a YAML tag",
+            request("tenant", "- objectName: !!binary aGVsbG8=\n"),
+            Code::InvalidArgument,
+            "YAML tag",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_fail_fast_and_the_provider_keeps_serving() {
+    let seed = Seed::default()
+        .with_access_key(AccessKey::new("hostile-test-id", "hostile-test-secret"))
+        .with_kms_secret(KmsSecret::text(
+            "test",
+            r#"{"username":"testuser","password":"testpassword"}"#,
+        ));
+    let emulator = Emulator::start(seed, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut provider = Provider::start(&emulator).await;
+    let mut client = provider.client().await;
+    let idle = provider.peak_rss();
+    client
+        .mount(request("tenant", GOOD))
+        .await
+        .expect("a good Mount before the suite");
+
+    let mut report = Vec::new();
+    for (name, hostile, code, want) in cases() {
+        let started = Instant::now();
+        let status = tokio::time::timeout(ANSWER_WITHIN * 2, client.mount(hostile))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: no answer within {:?}", ANSWER_WITHIN * 2))
+            .expect_err(name);
+        let took = started.elapsed();
+        assert!(provider.alive(), "{name}: the provider process died");
+        assert_eq!(status.code(), code, "{name}: {}", status.message());
+        assert!(
+            status.message().contains(want),
+            "{name}: {:?} lacks {want:?}",
+            status.message()
+        );
+        assert!(took < ANSWER_WITHIN, "{name}: answered after {took:?}");
+        let response = client
+            .mount(request("tenant", GOOD))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: the good Mount after it failed: {e}"));
+        assert_eq!(response.into_inner().files.len(), 2);
+        report.push((
+            name,
+            took,
+            status.message().chars().take(110).collect::<String>(),
+        ));
+    }
+
+    let peak = provider.peak_rss();
+    println!("hostile-input suite against {BIN}");
+    for (name, took, message) in &report {
+        println!(
+            "  {:>8.1} ms  {name:<42} {message}",
+            took.as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "  provider RSS: idle {} MiB, peak over the suite {} MiB (chart limit {} MiB)",
+        idle >> 20,
+        peak >> 20,
+        CHART_MEMORY_LIMIT >> 20
+    );
+    assert!(peak < CHART_MEMORY_LIMIT, "peak RSS {} MiB", peak >> 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_flooding_the_node_is_held_to_its_share() {
+    let seed = Seed::default()
+        .with_access_key(AccessKey::new("hostile-test-id", "hostile-test-secret"))
+        .with_kms_secret(KmsSecret::text(
+            "test",
+            r#"{"username":"testuser","password":"testpassword"}"#,
+        ));
+    let emulator = Emulator::start(seed, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    emulator.set_latency("500ms".parse().unwrap());
+    let mut provider = Provider::start(&emulator).await;
+    // 40 Mounts at once from one namespace: 4 run, 4 wait, the rest are
+    // turned away at once with UNAVAILABLE (the driver retries those).
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        let mut client = provider.client().await;
+        flood.push(tokio::spawn(async move {
+            client
+                .mount(request("flooder", GOOD))
+                .await
+                .map(|_| ())
+                .map_err(|s| s.code())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another namespace is served in one round trip meanwhile.
+    let started = Instant::now();
+    let mut client = provider.client().await;
+    client
+        .mount(request("quiet", GOOD))
+        .await
+        .expect("the quiet namespace's Mount");
+    let quiet = started.elapsed();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for task in flood {
+        let key = match task.await.unwrap() {
+            Ok(()) => "ok".to_string(),
+            Err(code) => format!("{code:?}"),
+        };
+        *outcomes.entry(key).or_default() += 1;
+    }
+    println!(
+        "flood of 40 Mounts from one namespace: {outcomes:?}; another namespace's Mount took {quiet:?}"
+    );
+    assert!(provider.alive());
+    assert_eq!(outcomes.get("ok"), Some(&8), "{outcomes:?}");
+    assert_eq!(outcomes.get("Unavailable"), Some(&32), "{outcomes:?}");
+    // One emulated round trip is 500 ms; queued behind the flood it would be
+    // at least two.
+    assert!(quiet < Duration::from_millis(950), "{quiet:?}");
+}
