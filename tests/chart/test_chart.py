@@ -633,10 +633,10 @@ def test_plugin_route_limits_and_capabilities(render):
 
 
 def rust_struct_fields(name: str) -> dict[str, str]:
-    """Field -> Rust type of `pub struct <name>` in host/src/config.rs."""
-    source = (REPO / "host" / "src" / "config.rs").read_text()
+    """Field -> Rust type of `pub struct <name>` in contract/src/config.rs."""
+    source = (REPO / "contract" / "src" / "config.rs").read_text()
     match = re.search(rf"^pub struct {name} \{{\n(.*?)^\}}", source, re.M | re.S)
-    assert match, f"pub struct {name} not found in host/src/config.rs"
+    assert match, f"pub struct {name} not found in contract/src/config.rs"
     return dict(re.findall(r"^\s+pub (\w+): (.+),$", match.group(1), re.M))
 
 
