@@ -451,7 +451,7 @@ def test_config_region_and_overrides(render):
             "regionId=ap-southeast-1",
             "config.cloud.network=public",
             "config.cloud.endpoints.kms=http://127.0.0.1:8765",
-            "config.cloud.allowed_endpoints={*.aliyuncs.com,kms.internal:8443}",
+            "config.cloud.allowed_endpoints={kms.*.aliyuncs.com,*.cryptoservice.kms.aliyuncs.com,kms.internal:8443}",
             "config.cloud.ca_file=/etc/kms-ca/ca.pem",
             "config.limits.fetch_concurrency=64",
             "config.limits.mount_timeout=45s",
@@ -461,7 +461,11 @@ def test_config_region_and_overrides(render):
     assert config["cloud"]["region"] == "ap-southeast-1"
     assert config["cloud"]["network"] == "public"
     assert config["cloud"]["endpoints"] == {"kms": "http://127.0.0.1:8765"}
-    assert config["cloud"]["allowed_endpoints"] == ["*.aliyuncs.com", "kms.internal:8443"]
+    assert config["cloud"]["allowed_endpoints"] == [
+        "kms.*.aliyuncs.com",
+        "*.cryptoservice.kms.aliyuncs.com",
+        "kms.internal:8443",
+    ]
     assert config["cloud"]["ca_file"] == "/etc/kms-ca/ca.pem"
     assert config["limits"]["fetch_concurrency"] == 64
     assert config["limits"]["mount_timeout"] == "45s"
@@ -793,6 +797,26 @@ def test_linux_disabled(render):
 # case -> (--set, path of the bad value, words of which one explains the
 # problem). Helm 4 writes paths as /a/b, Helm 3 as a.b; both are accepted.
 SCHEMA_ERRORS = {
+    "allowed endpoint with a partial-label wildcard": (
+        ("config.cloud.allowed_endpoints={kms*.aliyuncs.com}",),
+        "config.cloud.allowed_endpoints",
+        ("pattern",),
+    ),
+    "allowed endpoint wildcard above a top-level domain": (
+        ("config.cloud.allowed_endpoints={kms.*.com}",),
+        "config.cloud.allowed_endpoints",
+        ("pattern",),
+    ),
+    "allowed endpoint wildcard alone": (
+        ("config.cloud.allowed_endpoints={*}",),
+        "config.cloud.allowed_endpoints",
+        ("pattern",),
+    ),
+    "allowed endpoint with a scheme": (
+        ("config.cloud.allowed_endpoints={https://kms.internal}",),
+        "config.cloud.allowed_endpoints",
+        ("pattern",),
+    ),
     "port out of range": (("linux.healthzPort=70000",), "linux.healthzPort", ("maximum", "less than or equal")),
     "unknown policy": (("config.identity.policy=lenient",), "config.identity.policy", ("strict",)),
     "verbosity": (("logVerbosity=11",), "logVerbosity", ("maximum", "less than or equal")),
@@ -1008,6 +1032,15 @@ def test_schema_rejects_bad_values(render_error, case):
 
 
 TEMPLATE_ERRORS = {
+    "the old allowed_endpoints default": (
+        ((), ("config.cloud.allowed_endpoints={*.aliyuncs.com}",)),
+        'config.cloud.allowed_endpoints has "*.aliyuncs.com": a * matches exactly one DNS label',
+    ),
+    "a wildcard directly above a two-label domain": (
+        ((), ("config.cloud.allowed_endpoints={kms.internal:8443,*.example.com}",)),
+        "List the endpoints instead, e.g. the chart's default (remove allowed_endpoints from your values): "
+        "kms.*.aliyuncs.com, kms-vpc.*.aliyuncs.com, *.cryptoservice.kms.aliyuncs.com",
+    ),
     "ACK region placeholder": (
         ((), ("regionId=__ACK_REGION_ID__",)),
         "regionId is the ACK placeholder __ACK_REGION_ID__: set it to your region",

@@ -279,6 +279,11 @@ change.
 {{- fail (printf "linux.providersDir (%s) and secrets-store-csi-driver.linux.providersDir (%s) differ: the driver would not find the provider's socket" .Values.linux.providersDir $driverDir) -}}
 {{- end -}}
 {{- end -}}
+{{- range $pattern := (dig "cloud" "allowed_endpoints" list (default dict .Values.config)) -}}
+{{- if regexMatch "^\\*\\.[^.*:]+\\.[^.*:]+(:[0-9]+)?$" (toString $pattern) -}}
+{{- fail (printf "config.cloud.allowed_endpoints has %q: a * matches exactly one DNS label, and a * directly above a two-label domain is refused (the provider would stop at start-up): earlier versions read it as every host under the domain, at any depth, which for aliyuncs.com includes names that tenants own, such as OSS buckets. List the endpoints instead, e.g. the chart's default (remove allowed_endpoints from your values): kms.*.aliyuncs.com, kms-vpc.*.aliyuncs.com, *.cryptoservice.kms.aliyuncs.com, oos.*.aliyuncs.com, oos-vpc.*.aliyuncs.com, sts.aliyuncs.com, sts.*.aliyuncs.com, sts-vpc.*.aliyuncs.com" $pattern) -}}
+{{- end -}}
+{{- end -}}
 {{- $identity := default dict (default dict .Values.config).identity -}}
 {{- if .Values.rrsa.enable -}}
 {{- if not (or (include "csspa.hasEnv" (dict "root" . "name" "ALICLOUD_ROLE_ARN")) (include "csspa.hasEnv" (dict "root" . "name" "ALIBABA_CLOUD_ROLE_ARN"))) -}}
