@@ -243,7 +243,9 @@ pub struct Capabilities {
     /// Origins the plugin may send HTTP requests to, `https://host[:port]`
     /// (plain `http://` only when written so).
     pub http: Vec<String>,
-    /// Whether HTTP may reach loopback, link-local and cloud metadata addresses.
+    /// Whether HTTP may reach internal addresses: private, shared, loopback,
+    /// link-local, unique-local, reserved, cloud metadata (see
+    /// [`crate::net::internal_range`]).
     pub allow_internal_addresses: bool,
     /// Signed Alibaba Cloud calls with the Mount's identity; default: yes for
     /// built-in plugins, no for component files.
