@@ -553,6 +553,12 @@ Route an objectType to it in the provider's config.toml:
     [plugins.{name}]
     path = "/etc/csi-secrets-store-provider-alibabacloud/plugins/{crate_name}.wasm"
     capabilities = {{ http = ["https://config.internal"] }}
+    config = {{ base_url = "https://config.internal/apps" }}
+
+With base_url, an objectName is a path under it, percent-encoded segment by
+segment. The version is "1" unless config.version_header names an answer
+header that holds a real version (never one derived from the content, such
+as many servers' ETag): versions are visible to more people than secrets.
 "#
     );
     std::fs::create_dir_all(dir.join("src"))?;
