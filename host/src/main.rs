@@ -83,7 +83,9 @@ enum PluginCommand {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Directory of the provider socket (the driver's providers directory).
+    /// Directory of the provider socket: the driver's providers directory, or
+    /// a directory of the provider's own that `<providers dir>/alibabacloud.sock`
+    /// links into (as the Helm chart sets it up).
     #[arg(long, default_value = "/var/run/secrets-store-csi-providers")]
     provider_volume: PathBuf,
     /// Port of the HTTP health server (/live and the healthz path).
@@ -245,6 +247,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| UsageError(e.to_string()))?;
     let provider = Arc::new(provider);
 
+    if let Some(warning) = server::socket_dir_warning(&args.provider_volume) {
+        tracing::warn!("{warning}");
+    }
     let socket = args.provider_volume.join(SOCKET_FILE);
     let listener = server::bind_socket(&socket)
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
