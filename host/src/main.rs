@@ -251,8 +251,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let socket = args.provider_volume.join(SOCKET_FILE);
-    let listener = server::bind_socket(&socket)
-        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let listener = server::bind_socket(&socket).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            format!(
+                " (the socket's directory must be writable by this process, uid {}, and by no other user; the Helm chart prepares <providersDir>/alibabacloud for it)",
+                rustix::process::geteuid().as_raw()
+            )
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("cannot listen on {}: {e}{hint}", socket.display())
+    })?;
     let _guard = SocketGuard(socket.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

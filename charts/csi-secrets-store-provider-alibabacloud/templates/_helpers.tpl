@@ -8,6 +8,8 @@ Helpers for csi-secrets-store-provider-alibabacloud. Prefix: csspa.
 {{- define "csspa.pluginDir" -}}/etc/csi-secrets-store-provider-alibabacloud/plugins{{- end -}}
 {{- define "csspa.providerMount" -}}/provider{{- end -}}
 {{- define "csspa.socketName" -}}alibabacloud.sock{{- end -}}
+{{/* The provider's own directory in the providers directory, where a non-root provider binds its socket. */}}
+{{- define "csspa.socketDirName" -}}alibabacloud{{- end -}}
 {{- define "csspa.rrsaTokenDir" -}}/var/run/secrets/tokens{{- end -}}
 {{- define "csspa.rrsaTokenFile" -}}csi-secrets-store-provider-alibabacloud{{- end -}}
 {{- define "csspa.stsAudience" -}}sts.aliyuncs.com{{- end -}}
@@ -83,6 +85,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{/* Whether the provider runs as a non-root user ("true" or ""). */}}
 {{- define "csspa.nonRoot" -}}
 {{- if ne (int64 .Values.linux.runAsUser) 0 -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The directory, in the provider container, where the socket is bound
+(--provider-volume): as root, the providers directory itself; as non-root,
+the provider's own subdirectory, which <providersDir>/alibabacloud.sock links
+into (see the init container).
+*/}}
+{{- define "csspa.socketDir" -}}
+{{- if include "csspa.nonRoot" . -}}
+{{- include "csspa.providerMount" . }}/{{ include "csspa.socketDirName" . -}}
+{{- else -}}
+{{- include "csspa.providerMount" . -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
