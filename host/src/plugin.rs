@@ -422,7 +422,7 @@ impl PluginRuntime {
                 }
             };
             let limits = config.limits_for(route);
-            let grants = load::grants(route, &limits).map_err(fail)?;
+            let grants = load::grants(object_type, route, &limits).map_err(fail)?;
             load::check_imports(&runtime.engine, &component, &grants, object_type).map_err(fail)?;
             let pre = linker
                 .instantiate_pre(&component)
@@ -526,7 +526,7 @@ impl PluginRuntime {
                 return report;
             }
         };
-        let grants = match load::grants(route, &limits) {
+        let grants = match load::grants(object_type, route, &limits) {
             Ok(grants) => grants,
             Err(e) => {
                 report.step("capabilities", Err(e));
