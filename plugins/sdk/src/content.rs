@@ -136,7 +136,23 @@ pub fn base64(text: &str) -> Result<Vec<u8>, String> {
     let trimmed = trimmed.trim_end();
     base64::engine::general_purpose::STANDARD
         .decode(trimmed)
-        .map_err(|e| format!("not valid base64: {}", base64_error(&e, lead, text.len())))
+        .map_err(|e| {
+            // The decoder works in blocks and may name a later bad byte than
+            // the first: point at the first byte outside the alphabet.
+            let e = match e {
+                base64::DecodeError::InvalidByte(offset, byte) => {
+                    let outside = trimmed.bytes().position(|b| {
+                        !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+                    });
+                    base64::DecodeError::InvalidByte(
+                        outside.map_or(offset, |o| o.min(offset)),
+                        byte,
+                    )
+                }
+                e => e,
+            };
+            format!("not valid base64: {}", base64_error(&e, lead, text.len()))
+        })
 }
 
 /// What the base64 decoder found wrong and where, without the offending
@@ -178,7 +194,7 @@ mod tests {
 
     /// Every character of these secrets is unusual, so a leak of even one of
     /// them shows.
-    const MARKS: &[char] = &['§', '¤', 'Ж', '¶', '#', '~', '!'];
+    const MARKS: &[char] = &['§', '¤', 'Ж', '¶', 'ꙮ', 'Ѫ', '#', '~', '!'];
 
     fn assert_clean(message: &str) {
         assert!(
@@ -205,6 +221,14 @@ mod tests {
             (
                 "QUJ=",
                 "not valid base64: the last character, at byte offset 2 of 4, has bits set that encode no byte",
+            ),
+            (
+                "§¤Ж¶ꙮѪ",
+                "not valid base64: invalid character at byte offset 0 of 13",
+            ),
+            (
+                "QUJDRUZH§¤Ж¶ꙮѪ",
+                "not valid base64: invalid character at byte offset 8 of 21",
             ),
             (
                 "QUI",
