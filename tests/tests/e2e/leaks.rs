@@ -201,7 +201,7 @@ fn leak_seed() -> Seed {
         .with_kms_secret(KmsSecret::text("leak/truncated", format!(r#"{{"k":"{M}"#)))
         .with_kms_secret(KmsSecret::text(
             "leak/escape",
-            format!(r#"{{"k":"§¤\Ж¶"}}"#),
+            r#"{"k":"§¤\Ж¶"}"#.to_string(),
         ))
         .with_kms_secret(KmsSecret::binary("leak/not-utf8", &not_utf8))
         .with_oos_parameter(OosParameter::new("leak/param", M).with_version(2, format!("{M}{M}")))
@@ -252,7 +252,7 @@ async fn kms_error_paths_leak_no_byte_of_the_secret() {
         ),
         (
             "bad-escape",
-            format!(r#"{{"VersionId":"v1","SecretData":"§¤\Ж¶"}}"#),
+            r#"{"VersionId":"v1","SecretData":"§¤\Ж¶"}"#.to_string(),
         ),
         ("no-data", r#"{"VersionId":"v1"}"#.to_string()),
         ("no-version", format!(r#"{{"SecretData":"{M}"}}"#)),
@@ -272,7 +272,6 @@ async fn kms_error_paths_leak_no_byte_of_the_secret() {
     let provider = TestProvider::start(cloud.config(), cloud.env()).await;
     let object = |name: &str| format!("- objectName: leak/{name}\n");
     let invalid_base64 = "decode binary data error: not valid base64";
-    let unexpected = "returned a response that is not the expected JSON";
     let cases = vec![
         case(
             "an invalid base64 character",
