@@ -33,33 +33,58 @@ impl JmesQuery {
     }
 
     /// Applies the query to `document`, which must yield a string.
-    /// `alias` names the output in errors.
+    /// `alias` names the output in errors, which name the path, the kind of
+    /// problem and the type of a wrong result, never a value.
     pub fn extract(&self, document: &serde_json::Value, alias: &str) -> Result<String, String> {
-        let result = self
-            .expression
-            .search(document)
-            .map_err(|e| format!("invalid JMES Path: {} ({e})", self.text))?;
+        let result = self.expression.search(document).map_err(|e| {
+            // A runtime error names types, argument counts and functions of
+            // the expression; anything else is not shown.
+            let reason = match &e.reason {
+                jmespath::ErrorReason::Runtime(reason) => reason.to_string(),
+                jmespath::ErrorReason::Parse(_) => "it cannot be evaluated".to_string(),
+            };
+            format!(
+                "invalid JMES Path: {} ({reason}, at column {})",
+                self.text, e.column
+            )
+        })?;
         if result.is_null() {
             return Err(format!(
                 "jmes path - {} for object alias - {alias} does not point to a valid object",
                 self.text
             ));
         }
-        match result.as_string() {
-            Some(s) => Ok(s.clone()),
-            None => Err(format!(
-                "invalid JMES search result type for path {}; only string is allowed",
-                self.text
+        match &*result {
+            jmespath::Variable::String(s) => Ok(s.clone()),
+            other => Err(format!(
+                "invalid JMES search result type for path {}; only string is allowed (the result is {})",
+                self.text,
+                variable_kind(other)
             )),
         }
     }
 }
 
+/// What kind of jmesPath value `value` is, never the value itself.
+fn variable_kind(value: &jmespath::Variable) -> &'static str {
+    match value {
+        jmespath::Variable::Null => "null",
+        jmespath::Variable::Bool(_) => "a boolean",
+        jmespath::Variable::Number(_) => "a number",
+        jmespath::Variable::String(_) => "a string",
+        jmespath::Variable::Array(_) => "an array",
+        jmespath::Variable::Object(_) => "an object",
+        jmespath::Variable::Expref(_) => "an expression reference",
+    }
+}
+
 /// Parses an object's content as the JSON document for its jmesPath entries.
-/// The error names the object, never the content.
+/// The error names the object, the kind of problem and its position, never
+/// the content: `invalid JSON used with jmesPath in secret: db (not valid
+/// JSON: expected a value at line 1, column 13)`.
 pub fn parse_document(contents: &[u8], object_name: &str) -> Result<serde_json::Value, String> {
-    serde_json::from_slice(contents)
-        .map_err(|_| format!("invalid JSON used with jmesPath in secret: {object_name}"))
+    crate::content::parse_json(contents)
+        .map_err(|e| format!("invalid JSON used with jmesPath in secret: {object_name} ({e})"))
 }
 
 #[cfg(test)]
@@ -92,12 +117,13 @@ mod tests {
         }
     }
 
-    // upstream's four error strings (provider/secret_value_test.go)
+    // upstream's four error strings (provider/secret_value_test.go), each
+    // followed by what is wrong
     #[test]
     fn upstream_errors() {
         assert_eq!(
             parse_document(b"not json {", "test").unwrap_err(),
-            "invalid JSON used with jmesPath in secret: test"
+            "invalid JSON used with jmesPath in secret: test (not valid JSON: expected true, false or null at line 1, column 2)"
         );
         assert!(
             JmesQuery::compile(".testpath")
@@ -111,13 +137,19 @@ mod tests {
                 .unwrap_err(),
             "jmes path - missing for object alias - alias does not point to a valid object"
         );
-        for path in ["n", "nested", "list"] {
+        for (path, kind) in [
+            ("n", "a number"),
+            ("nested", "an object"),
+            ("list", "an array"),
+        ] {
             assert_eq!(
                 JmesQuery::compile(path)
                     .unwrap()
                     .extract(&doc(), "a")
                     .unwrap_err(),
-                format!("invalid JMES search result type for path {path}; only string is allowed")
+                format!(
+                    "invalid JMES search result type for path {path}; only string is allowed (the result is {kind})"
+                )
             );
         }
     }
@@ -125,6 +157,28 @@ mod tests {
     #[test]
     fn a_value_in_bad_json_is_not_quoted() {
         let e = parse_document(b"{\"password\": hunter2}", "db").unwrap_err();
-        assert!(!e.contains("hunter2"));
+        assert_eq!(
+            e,
+            "invalid JSON used with jmesPath in secret: db (not valid JSON: expected a value at line 1, column 14)"
+        );
+        let e = parse_document(b"{\"password\": \"\xa7\xa4\"}", "db").unwrap_err();
+        assert_eq!(
+            e,
+            "invalid JSON used with jmesPath in secret: db (not valid JSON: it is not UTF-8 text (invalid byte sequence at byte offset 14 of 18))"
+        );
+    }
+
+    #[test]
+    fn evaluation_errors_name_types_not_values() {
+        let doc = parse_document("{\"k\":\"§secret\"}".as_bytes(), "db").unwrap();
+        let e = JmesQuery::compile("abs(k)")
+            .unwrap()
+            .extract(&doc, "x")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "invalid JMES Path: abs(k) (Argument 0 expects type number, given string, at column 3)"
+        );
+        assert!(!e.contains('§'));
     }
 }

@@ -1,8 +1,8 @@
 //! Outbound HTTP through the host, within the operator's allowlist for this
 //! plugin (`[plugins.<type>.capabilities] http`).
 
-use crate::FetchError;
 use crate::bindings::alibabacloud_csi::plugin::http as wit;
+use crate::{FetchError, content};
 
 pub use wit::HttpError;
 
@@ -114,12 +114,14 @@ impl Response {
             .map(|v| v.trim_start_matches("W/").trim_matches('"').to_string())
     }
 
-    /// The string field `name` of a JSON body.
+    /// The string field `name` of a JSON body. Errors say what the field is
+    /// (`a number`, ...), never its value.
     pub fn field(&self, name: &str) -> Result<String, FetchError> {
         match self.json("the answer")?.get(name) {
             Some(serde_json::Value::String(value)) => Ok(value.clone()),
-            Some(_) => Err(FetchError::InvalidRequest(format!(
-                "the field {name:?} is not a string"
+            Some(other) => Err(FetchError::InvalidRequest(format!(
+                "the field {name:?} is {}, not a string",
+                content::kind_of(other)
             ))),
             None => Err(FetchError::NotFound(format!(
                 "the answer has no field {name:?}"
@@ -127,10 +129,11 @@ impl Response {
         }
     }
 
-    /// The body as JSON; `context` names the call in the error.
+    /// The body as JSON; `context` names the call in the error, which gives
+    /// the kind and position of the problem, never the body's content.
     pub fn json(&self, context: &str) -> Result<serde_json::Value, FetchError> {
-        serde_json::from_slice(&self.0.body)
-            .map_err(|e| FetchError::Other(format!("{context}: the answer is not JSON ({e})")))
+        content::json(&self.0.body)
+            .map_err(|e| FetchError::Other(format!("{context}: the answer is {e}")))
     }
 
     /// `Ok(self)` for a 2xx status, else the fetch error the status means
@@ -339,12 +342,43 @@ mod tests {
         });
         assert_eq!(weak.etag().as_deref(), Some("v8"));
         assert_eq!(text.field("user").unwrap(), "u");
-        assert!(
-            crate::describe_fetch_error(&text.field("n").unwrap_err())
-                .starts_with("invalid request")
+        assert_eq!(
+            crate::describe_fetch_error(&text.field("n").unwrap_err()),
+            "invalid request: the field \"n\" is a number, not a string"
         );
         assert!(
             crate::describe_fetch_error(&text.field("x").unwrap_err()).starts_with("not found")
+        );
+    }
+
+    #[test]
+    fn json_errors_do_not_quote_the_body() {
+        let answer = |body: &[u8]| {
+            Response(wit::Response {
+                status: 200,
+                headers: vec![],
+                body: body.to_vec(),
+            })
+        };
+        assert_eq!(
+            crate::describe_fetch_error(
+                &answer(b"{\"token\": s\xc2\xa7cret}")
+                    .json("vault")
+                    .unwrap_err()
+            ),
+            "error: vault: the answer is not valid JSON: expected a value at line 1, column 11"
+        );
+        assert_eq!(
+            crate::describe_fetch_error(&answer(b"\xff\xfe").field("a").unwrap_err()),
+            "error: the answer: the answer is not valid JSON: it is not UTF-8 text (invalid byte sequence at byte offset 0 of 2)"
+        );
+        assert_eq!(
+            crate::describe_fetch_error(
+                &answer("{\"a\": {\"§\": \"§\"}}".as_bytes())
+                    .field("a")
+                    .unwrap_err()
+            ),
+            "invalid request: the field \"a\" is an object, not a string"
         );
     }
 

@@ -5,6 +5,7 @@ mod benchmarks;
 mod capabilities;
 mod errors;
 mod identity;
+mod leaks;
 mod logs;
 mod mount;
 mod plugins;
