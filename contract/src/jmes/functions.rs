@@ -259,6 +259,9 @@ fn reverse<'a>(ev: &mut Evaluator<'a>, args: &Args<'_, 'a>) -> Result<Val<'a>, S
     let value = args.get(0)?;
     if let Some(s) = value.as_str() {
         ev.tick_bytes(s.len())?;
+        if s.len() > ev.room() {
+            return Err(ev.created_error());
+        }
         let reversed: String = s.chars().rev().collect();
         ev.string(&reversed)
     } else if let Some(array) = value.as_array() {
