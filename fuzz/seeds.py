@@ -197,6 +197,8 @@ tokens = [
     sts + "\n" + json.dumps({sts: {"token": "not-a-jwt"}}),
     "vault\n" + json.dumps({"vault": {"token": jwt({"sub": "s", "aud": "vault", "exp": -5})}}),
     sts + "\n[1]",
+    # Regression: audience of length 3 gives now = i64::MAX; `now - exp` overflowed.
+    "abc\n" + json.dumps({"abc": {"token": jwt({"sub": "s", "aud": "abc", "exp": -1})}}),
 ]
 write("tokens", tokens)
 
