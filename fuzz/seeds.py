@@ -127,6 +127,9 @@ for i, yaml in enumerate(objects_yaml):
     )
 mount.append(b"\x00" + "\0".join([json.dumps(POD), "", "", TARGET]).encode())
 mount.append(b"\x00" + "\0".join(["{", "[]", "x", ""]).encode())
+# Regression: a repeated namespace key (pod_namespace refused what parse took).
+repeated = '{"csi.storage.k8s.io/pod.namespace": "victim", ' + json.dumps(dict(POD, objects="- objectName: a\n"))[1:]
+mount.append(b"\x00" + "\0".join([repeated, "{}", "420", TARGET]).encode())
 write("mount_request", mount)
 
 # --- yaml -------------------------------------------------------------------
