@@ -27,7 +27,7 @@
 //! The `server` feature (on by default) brings the HTTP servers, axum and
 //! tokio. Without it the crate is only its request decoding, signature
 //! verification, JWT reading and seed types: what the fuzz targets in
-//! `fuzz/` link (through the hidden [`fuzzing`] module), at a fraction of
+//! `fuzz/` link (through the hidden `fuzzing` module), at a fraction of
 //! the build cost.
 
 // Without the servers, much of the IAM and error plumbing has no caller.
