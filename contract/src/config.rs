@@ -194,7 +194,8 @@ pub struct Cloud {
     /// Largest backoff between retries.
     #[serde(deserialize_with = "duration")]
     pub max_backoff: Duration,
-    /// Endpoint patterns objects and plugins may ask for.
+    /// Endpoint patterns objects and plugins may ask for (see
+    /// [`crate::net::parse_pattern`]).
     pub allowed_endpoints: Vec<String>,
     /// Extra PEM CA bundle; empty means none.
     pub ca_file: String,
@@ -213,7 +214,10 @@ impl Default for Cloud {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
-            allowed_endpoints: vec!["*.aliyuncs.com".into()],
+            allowed_endpoints: crate::net::ALIBABA_CLOUD_ENDPOINT_PATTERNS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
             ca_file: String::new(),
             endpoints: BTreeMap::new(),
         }
@@ -271,7 +275,9 @@ pub struct Capabilities {
     /// Origins the plugin may send HTTP requests to, `https://host[:port]`
     /// (plain `http://` only when written so).
     pub http: Vec<String>,
-    /// Whether HTTP may reach loopback, link-local and cloud metadata addresses.
+    /// Whether HTTP may reach internal addresses: private, shared, loopback,
+    /// link-local, unique-local, reserved, cloud metadata (see
+    /// [`crate::net::internal_range`]).
     pub allow_internal_addresses: bool,
     /// Signed Alibaba Cloud calls with the Mount's identity; default: yes for
     /// built-in plugins, no for component files.
@@ -833,6 +839,14 @@ mod tests {
             (
                 "[cloud]\nallowed_endpoints = [\"http://*\"]\n",
                 "cloud.allowed_endpoints",
+            ),
+            (
+                "[cloud]\nallowed_endpoints = [\"*.aliyuncs.com\"]\n",
+                "cloud.allowed_endpoints: \"*.aliyuncs.com\": a \"*\" matches exactly one DNS label",
+            ),
+            (
+                "[cloud]\nallowed_endpoints = [\"kms.*\"]\n",
+                "cloud.allowed_endpoints: \"kms.*\": at least two literal labels",
             ),
             (
                 "[cloud.endpoints]\nkms = \"ftp://x\"\n",

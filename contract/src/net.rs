@@ -102,35 +102,156 @@ pub fn validate_pattern(pattern: &str) -> Result<(), String> {
     parse_pattern(pattern).map(|_| ())
 }
 
+/// An `allowed_endpoints` pattern: DNS labels, each literal or `*` (exactly
+/// one label), and a port (443 when not written).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pattern {
-    /// `*.suffix`: any host under suffix, default HTTPS port.
-    Suffix(String),
-    /// `host` or `host:port`.
-    Exact(String, Option<u16>),
+pub struct Pattern {
+    labels: Vec<PatternLabel>,
+    port: Option<u16>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PatternLabel {
+    Any,
+    Literal(String),
+}
+
+/// The endpoints the provider itself calls, as `allowed_endpoints` patterns:
+/// KMS (public, VPC, and KMS instances), OOS (public, VPC) and STS (global,
+/// regional, VPC). The default of `cloud.allowed_endpoints`.
+pub const ALIBABA_CLOUD_ENDPOINT_PATTERNS: &[&str] = &[
+    "kms.*.aliyuncs.com",
+    "kms-vpc.*.aliyuncs.com",
+    "*.cryptoservice.kms.aliyuncs.com",
+    "oos.*.aliyuncs.com",
+    "oos-vpc.*.aliyuncs.com",
+    "sts.aliyuncs.com",
+    "sts.*.aliyuncs.com",
+    "sts-vpc.*.aliyuncs.com",
+];
+
+const PATTERN_FORMS: &str = "write a host (\"kms.internal\"), a host and port (\"kms.internal:8443\"), or labels with \"*\" for exactly one label (\"kms.*.aliyuncs.com\", \"*.cryptoservice.kms.aliyuncs.com\")";
+
 /// Parses an `allowed_endpoints` pattern.
+///
+/// A pattern is a host name, optionally with `:port` (443 when not written),
+/// whose labels may be `*`; a `*` matches exactly one DNS label, in any
+/// position: `kms.*.aliyuncs.com` matches `kms.cn-hangzhou.aliyuncs.com` but
+/// not `kms.evil.com.cn-hangzhou.aliyuncs.com`. A `*` must be a whole label,
+/// and at least two literal labels must follow the last one. `*.` directly
+/// above a two-label domain (`*.aliyuncs.com`) is refused: earlier versions
+/// read a leading `*.` as any host under the rest, at any depth, and a
+/// configuration written so must not silently change meaning.
 pub fn parse_pattern(pattern: &str) -> Result<Pattern, String> {
-    let fix = "write \"*.example.com\", \"host.example.com\" or \"host.example.com:8443\"";
     if pattern.contains("://") || pattern.contains('/') {
         return Err(format!(
-            "{pattern:?} must be a host pattern without scheme or path; {fix}"
+            "{pattern:?} must be a host pattern without scheme or path; {PATTERN_FORMS}"
         ));
     }
-    if let Some(suffix) = pattern.strip_prefix("*.") {
-        if !is_host_name(suffix) || !suffix.contains('.') {
+    let (host, port) =
+        split_host_port(pattern).map_err(|e| format!("{pattern:?}: {e}; {PATTERN_FORMS}"))?;
+    if host.is_empty() || host.len() > 253 {
+        return Err(format!(
+            "{pattern:?} is not a host pattern; {PATTERN_FORMS}"
+        ));
+    }
+    let mut labels = Vec::new();
+    for label in host.split('.') {
+        if label == "*" {
+            labels.push(PatternLabel::Any);
+        } else if label.contains('*') {
             return Err(format!(
-                "{pattern:?}: the suffix after \"*.\" must be a domain with at least two labels; {fix}"
+                "{pattern:?}: a \"*\" must be a whole label (\"{label}\" is not); {PATTERN_FORMS}"
+            ));
+        } else if is_host_name(label) {
+            labels.push(PatternLabel::Literal(label.to_string()));
+        } else {
+            return Err(format!(
+                "{pattern:?} is not a host pattern ({label:?} is not a DNS label: letters, digits and '-'); {PATTERN_FORMS}"
             ));
         }
-        return Ok(Pattern::Suffix(suffix.to_ascii_lowercase()));
     }
-    let (host, port) = split_host_port(pattern).map_err(|e| format!("{pattern:?}: {e}; {fix}"))?;
-    if !is_host_name(&host) {
-        return Err(format!("{pattern:?} is not a host name; {fix}"));
+    let last_wildcard = labels.iter().rposition(|l| *l == PatternLabel::Any);
+    if let Some(last) = last_wildcard {
+        let literal_after = labels.len() - last - 1;
+        if literal_after < 2 {
+            return Err(format!(
+                "{pattern:?}: at least two literal labels must follow the last \"*\" (a pattern must not match whole top-level domains); {PATTERN_FORMS}"
+            ));
+        }
+        if labels.len() == 3 && last == 0 {
+            return Err(legacy_wildcard_error(pattern, &host));
+        }
+        if let Some(PatternLabel::Literal(top)) = labels.last()
+            && top.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(format!(
+                "{pattern:?}: the last label is a number; a pattern with \"*\" names DNS hosts, never IP addresses; {PATTERN_FORMS}"
+            ));
+        }
     }
-    Ok(Pattern::Exact(host, port))
+    Ok(Pattern { labels, port })
+}
+
+/// The refusal of `*.<domain>.<tld>`, with what to write now.
+fn legacy_wildcard_error(pattern: &str, host: &str) -> String {
+    let domain = &host[2..];
+    let instead = if domain == "aliyuncs.com" {
+        format!(
+            "it included hosts that tenants own, such as OSS buckets (<bucket>.oss-<region>.aliyuncs.com), which would receive the provider's signed requests and security tokens. List the endpoints instead; the default is {}",
+            ALIBABA_CLOUD_ENDPOINT_PATTERNS
+                .iter()
+                .map(|p| format!("{p:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        format!(
+            "list the hosts you trust instead (\"kms.{domain}\"), or use more labels (\"kms.*.{domain}\", \"*.kms.{domain}\")"
+        )
+    };
+    format!(
+        "{pattern:?}: a \"*\" matches exactly one DNS label, and a \"*\" directly above a two-label domain is refused: earlier versions read this pattern as every host under {domain}, at any depth; {instead}"
+    )
+}
+
+impl Pattern {
+    /// Whether `host` (lowercase, as parsed from an endpoint) on `port`
+    /// matches. A pattern with `*` never matches an IP address.
+    pub fn matches(&self, host: &str, port: u16) -> bool {
+        if self.port.unwrap_or(443) != port {
+            return false;
+        }
+        let wildcard = self.labels.contains(&PatternLabel::Any);
+        if wildcard && host.parse::<IpAddr>().is_ok() {
+            return false;
+        }
+        let mut labels = host.split('.');
+        let matched = self.labels.iter().all(|want| match (want, labels.next()) {
+            (_, None) => false,
+            (PatternLabel::Any, Some(label)) => !label.is_empty(),
+            (PatternLabel::Literal(literal), Some(label)) => literal.eq_ignore_ascii_case(label),
+        });
+        matched && labels.next().is_none()
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, label) in self.labels.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            match label {
+                PatternLabel::Any => f.write_str("*")?,
+                PatternLabel::Literal(l) => f.write_str(l)?,
+            }
+        }
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Splits `host[:port]`.
@@ -228,27 +349,510 @@ pub fn origin_of(url: &url::Url) -> Result<Origin, String> {
     Ok(Origin { scheme, host, port })
 }
 
-/// Loopback, link-local, unspecified, multicast, broadcast and the Alibaba
-/// Cloud metadata address: where a request from the provider's network
-/// position must not go unless the operator says so.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.octets() == [100, 100, 100, 200]
+const NOT_GLOBAL_UNICAST: &str =
+    "reserved or unassigned: outside 2000::/3, the global unicast space, RFC 4291";
+
+/// What the special-purpose address ranges are: where a request from the
+/// provider's network position must not go unless the operator says so.
+/// Checked in order, so a more specific range comes before the range that
+/// holds it.
+const INTERNAL_RANGES: &[(&str, Range)] = &[
+    // IPv4 (IANA IPv4 Special-Purpose Address Registry, RFC 6890 and later)
+    ("0.0.0.0/8", Range::Internal("\"this network\", RFC 1122")),
+    ("10.0.0.0/8", Range::Internal("private, RFC 1918")),
+    (
+        "100.100.100.200/32",
+        Range::Internal("the Alibaba Cloud ECS metadata server"),
+    ),
+    (
+        "100.64.0.0/10",
+        Range::Internal("shared address space, RFC 6598; also Alibaba Cloud internal services"),
+    ),
+    ("127.0.0.0/8", Range::Internal("loopback, RFC 1122")),
+    (
+        "169.254.0.0/16",
+        Range::Internal("link-local, RFC 3927; cloud metadata servers"),
+    ),
+    ("172.16.0.0/12", Range::Internal("private, RFC 1918")),
+    (
+        "192.0.0.0/24",
+        Range::Internal("IETF protocol assignments, RFC 6890"),
+    ),
+    ("192.0.2.0/24", Range::Internal("documentation, RFC 5737")),
+    (
+        "192.88.99.0/24",
+        Range::Internal("6to4 relay anycast, deprecated, RFC 7526"),
+    ),
+    ("192.168.0.0/16", Range::Internal("private, RFC 1918")),
+    ("198.18.0.0/15", Range::Internal("benchmarking, RFC 2544")),
+    (
+        "198.51.100.0/24",
+        Range::Internal("documentation, RFC 5737"),
+    ),
+    ("203.0.113.0/24", Range::Internal("documentation, RFC 5737")),
+    ("224.0.0.0/4", Range::Internal("multicast, RFC 5771")),
+    (
+        "255.255.255.255/32",
+        Range::Internal("limited broadcast, RFC 919"),
+    ),
+    ("240.0.0.0/4", Range::Internal("reserved, RFC 1112")),
+    // IPv6 (IANA IPv6 Special-Purpose Address Registry)
+    ("::/128", Range::Internal("unspecified, RFC 4291")),
+    ("::1/128", Range::Internal("loopback, RFC 4291")),
+    (
+        "::ffff:0:0/96",
+        Range::EmbedsV4("IPv4-mapped, RFC 4291", Embedded::Last32),
+    ),
+    (
+        "::/96",
+        Range::EmbedsV4("IPv4-compatible, deprecated, RFC 4291", Embedded::Last32),
+    ),
+    (
+        "64:ff9b::/96",
+        Range::EmbedsV4("NAT64 well-known prefix, RFC 6052", Embedded::Last32),
+    ),
+    (
+        "64:ff9b:1::/48",
+        Range::Internal("NAT64 local-use prefix, RFC 8215"),
+    ),
+    (
+        "::/8",
+        Range::Internal("reserved by the IETF, RFC 4291; holds IPv4-translated addresses"),
+    ),
+    ("100::/64", Range::Internal("discard-only, RFC 6666")),
+    ("2001::/32", Range::Internal("Teredo, RFC 4380")),
+    ("2001:2::/48", Range::Internal("benchmarking, RFC 5180")),
+    ("2001:db8::/32", Range::Internal("documentation, RFC 3849")),
+    (
+        "2001::/23",
+        Range::Internal("IETF protocol assignments, RFC 2928"),
+    ),
+    (
+        "2002::/16",
+        Range::EmbedsV4("6to4, RFC 3056", Embedded::Bits16To48),
+    ),
+    ("3fff::/20", Range::Internal("documentation, RFC 9637")),
+    (
+        "5f00::/16",
+        Range::Internal("segment routing (SRv6) SIDs, RFC 9602"),
+    ),
+    ("fc00::/7", Range::Internal("unique local, RFC 4193")),
+    ("fe80::/10", Range::Internal("link-local, RFC 4291")),
+    (
+        "fec0::/10",
+        Range::Internal("site-local, deprecated, RFC 3879"),
+    ),
+    ("ff00::/8", Range::Internal("multicast, RFC 4291")),
+    // Everything else outside 2000::/3, the global unicast space.
+    ("::/3", Range::Internal(NOT_GLOBAL_UNICAST)),
+    ("4000::/2", Range::Internal(NOT_GLOBAL_UNICAST)),
+    ("8000::/1", Range::Internal(NOT_GLOBAL_UNICAST)),
+];
+
+/// What a range of [`INTERNAL_RANGES`] means.
+#[derive(Debug, Clone, Copy)]
+enum Range {
+    /// Internal: refused.
+    Internal(&'static str),
+    /// An IPv6 range that carries an IPv4 address: judged by that address.
+    EmbedsV4(&'static str, Embedded),
+}
+
+/// Where an IPv6 address of a range carries its IPv4 address.
+#[derive(Debug, Clone, Copy)]
+enum Embedded {
+    /// The last 32 bits (`::ffff:a.b.c.d`, `::a.b.c.d`, `64:ff9b::a.b.c.d`).
+    Last32,
+    /// Bits 16 to 48 (6to4, `2002:aabb:ccdd::/48`).
+    Bits16To48,
+}
+
+/// An address the provider refuses to reach unless allowed, and why: the
+/// range it is in (and, for an IPv6 address that carries an IPv4 address,
+/// the range of that one). Its `Display` is the reason, e.g. `10.1.2.3 is in
+/// 10.0.0.0/8 (private, RFC 1918)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalAddress {
+    /// The address.
+    pub ip: IpAddr,
+    /// The range, e.g. `10.0.0.0/8`.
+    pub range: &'static str,
+    /// What the range is, e.g. `private, RFC 1918`.
+    pub what: &'static str,
+    /// For an IPv6 address that carries an internal IPv4 address: that
+    /// address's reason.
+    pub embedded: Option<Box<InternalAddress>>,
+}
+
+impl std::fmt::Display for InternalAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is in {} ({})", self.ip, self.range, self.what)?;
+        if let Some(inner) = &self.embedded {
+            write!(f, ", whose IPv4 address {inner}")?;
         }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+        Ok(())
+    }
+}
+
+fn parse_cidr(cidr: &str) -> (IpAddr, u8) {
+    let (addr, len) = cidr.split_once('/').expect("a CIDR range");
+    (
+        addr.parse().expect("a CIDR address"),
+        len.parse().expect("a CIDR prefix length"),
+    )
+}
+
+fn in_range(ip: IpAddr, cidr: &str) -> bool {
+    let (net, len) = parse_cidr(cidr);
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Why `ip` is internal — private, shared, loopback, link-local, unique
+/// local, site-local, multicast, unspecified, reserved, documentation,
+/// benchmarking, the metadata server, Teredo or NAT64 local-use, an IPv6
+/// address outside global unicast, or an IPv4-mapped, IPv4-compatible, NAT64
+/// or 6to4 address that carries an internal IPv4 address — or `None` for an
+/// address on the internet.
+pub fn internal_range(ip: IpAddr) -> Option<InternalAddress> {
+    let (range, kind) = INTERNAL_RANGES
+        .iter()
+        .find(|(cidr, _)| in_range(ip, cidr))?;
+    let (what, embedded) = match *kind {
+        Range::Internal(what) => (what, None),
+        Range::EmbedsV4(what, at) => {
+            let IpAddr::V6(v6) = ip else {
+                unreachable!("IPv6 ranges hold IPv6 addresses")
+            };
+            let bits = u128::from(v6);
+            let v4 = match at {
+                Embedded::Last32 => bits as u32,
+                Embedded::Bits16To48 => (bits >> 80) as u32,
+            };
+            let inner = internal_range(IpAddr::V4(std::net::Ipv4Addr::from(v4)))?;
+            (what, Some(Box::new(inner)))
+        }
+    };
+    Some(InternalAddress {
+        ip,
+        range,
+        what,
+        embedded,
+    })
+}
+
+/// Whether the provider refuses to reach `ip` unless allowed (see
+/// [`internal_range`]).
+pub fn is_internal(ip: IpAddr) -> bool {
+    internal_range(ip).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_range_is_a_canonical_cidr() {
+        for (cidr, _) in INTERNAL_RANGES {
+            let (net, len) = parse_cidr(cidr);
+            let bits = match net {
+                IpAddr::V4(v4) => {
+                    assert!(len <= 32, "{cidr}");
+                    u128::from(u32::from(v4)) << 96
+                }
+                IpAddr::V6(v6) => {
+                    assert!(len <= 128, "{cidr}");
+                    u128::from(v6)
+                }
+            };
+            let host_bits = u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            let host_bits = match net {
+                IpAddr::V4(_) => host_bits & (u128::from(u32::MAX) << 96),
+                IpAddr::V6(_) => host_bits,
+            };
+            assert_eq!(bits & host_bits, 0, "{cidr} has host bits set");
+        }
+    }
+
+    /// (address, the range that refuses it) for each range, at its first
+    /// and last address, and the addresses just outside, which are allowed.
+    #[test]
+    fn internal_ranges_and_their_edges() {
+        let refused = [
+            // IPv4
+            ("0.0.0.0", "0.0.0.0/8"),
+            ("0.255.255.255", "0.0.0.0/8"),
+            ("10.0.0.0", "10.0.0.0/8"),
+            ("10.1.2.3", "10.0.0.0/8"),
+            ("10.255.255.255", "10.0.0.0/8"),
+            ("100.64.0.0", "100.64.0.0/10"),
+            ("100.100.100.201", "100.64.0.0/10"),
+            ("100.100.0.1", "100.64.0.0/10"),
+            ("100.127.255.255", "100.64.0.0/10"),
+            ("100.100.100.200", "100.100.100.200/32"),
+            ("127.0.0.0", "127.0.0.0/8"),
+            ("127.0.0.1", "127.0.0.0/8"),
+            ("127.255.255.255", "127.0.0.0/8"),
+            ("169.254.0.0", "169.254.0.0/16"),
+            ("169.254.169.254", "169.254.0.0/16"),
+            ("169.254.255.255", "169.254.0.0/16"),
+            ("172.16.0.0", "172.16.0.0/12"),
+            ("172.31.255.255", "172.16.0.0/12"),
+            ("192.0.0.0", "192.0.0.0/24"),
+            ("192.0.0.255", "192.0.0.0/24"),
+            ("192.0.2.0", "192.0.2.0/24"),
+            ("192.0.2.255", "192.0.2.0/24"),
+            ("192.88.99.0", "192.88.99.0/24"),
+            ("192.88.99.255", "192.88.99.0/24"),
+            ("192.168.0.0", "192.168.0.0/16"),
+            ("192.168.255.255", "192.168.0.0/16"),
+            ("198.18.0.0", "198.18.0.0/15"),
+            ("198.19.255.255", "198.18.0.0/15"),
+            ("198.51.100.0", "198.51.100.0/24"),
+            ("198.51.100.255", "198.51.100.0/24"),
+            ("203.0.113.0", "203.0.113.0/24"),
+            ("203.0.113.255", "203.0.113.0/24"),
+            ("224.0.0.0", "224.0.0.0/4"),
+            ("239.255.255.255", "224.0.0.0/4"),
+            ("240.0.0.0", "240.0.0.0/4"),
+            ("255.255.255.254", "240.0.0.0/4"),
+            ("255.255.255.255", "255.255.255.255/32"),
+            // IPv6
+            ("::", "::/128"),
+            ("::1", "::1/128"),
+            ("::ffff:10.1.2.3", "::ffff:0:0/96"),
+            ("::ffff:127.0.0.1", "::ffff:0:0/96"),
+            ("::ffff:169.254.1.1", "::ffff:0:0/96"),
+            ("::ffff:100.100.100.200", "::ffff:0:0/96"),
+            ("::10.1.2.3", "::/96"),
+            ("::127.0.0.1", "::/96"),
+            ("::2", "::/96"),
+            ("::ffff:0:10.1.2.3", "::/8"),
+            ("0:0:0:1::", "::/8"),
+            ("ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::/8"),
+            ("64:ff9b::10.1.2.3", "64:ff9b::/96"),
+            ("64:ff9b::192.168.0.1", "64:ff9b::/96"),
+            ("64:ff9b::100.100.100.200", "64:ff9b::/96"),
+            ("64:ff9b::1:0:0", "::/8"),
+            ("64:ff9b:1::", "64:ff9b:1::/48"),
+            ("64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "64:ff9b:1::/48"),
+            ("100::", "100::/64"),
+            ("100::ffff:ffff:ffff:ffff", "100::/64"),
+            ("2001::", "2001::/32"),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001::/32"),
+            ("2001:0:ffff:ffff:ffff:ffff:ffff:ffff", "2001::/32"),
+            ("2001:2::", "2001:2::/48"),
+            ("2001:2:0:ffff:ffff:ffff:ffff:ffff", "2001:2::/48"),
+            ("2001:db8::", "2001:db8::/32"),
+            ("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db8::/32"),
+            ("2001:1::1", "2001::/23"),
+            ("2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff", "2001::/23"),
+            ("2002:a01:203::", "2002::/16"),
+            ("2002:7f00:1::1", "2002::/16"),
+            ("2002:a9fe:a9fe:ffff:ffff:ffff:ffff:ffff", "2002::/16"),
+            ("3fff::", "3fff::/20"),
+            ("3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff", "3fff::/20"),
+            ("5f00::1", "5f00::/16"),
+            ("fc00::", "fc00::/7"),
+            ("fd12:3456::1", "fc00::/7"),
+            ("fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fc00::/7"),
+            ("fe80::", "fe80::/10"),
+            ("febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fe80::/10"),
+            ("fec0::", "fec0::/10"),
+            ("feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fec0::/10"),
+            ("ff00::", "ff00::/8"),
+            ("ff02::1", "ff00::/8"),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ff00::/8"),
+            ("1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::/3"),
+            ("400::", "::/3"),
+            ("4000::", "4000::/2"),
+            ("7fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "4000::/2"),
+            ("8000::", "8000::/1"),
+            ("fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "8000::/1"),
+        ];
+        for (ip, want) in refused {
+            let reason = internal_range(ip.parse().unwrap())
+                .unwrap_or_else(|| panic!("{ip} should be internal (in {want})"));
+            assert_eq!(reason.range, want, "{ip}: {reason}");
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        let allowed = [
+            // just outside each IPv4 range
+            "1.0.0.0",
+            "9.255.255.255",
+            "11.0.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "126.255.255.255",
+            "128.0.0.0",
+            "169.253.255.255",
+            "169.255.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "191.255.255.255",
+            "192.0.1.0",
+            "192.0.3.0",
+            "192.88.98.255",
+            "192.88.100.0",
+            "192.167.255.255",
+            "192.169.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "198.51.99.255",
+            "198.51.101.0",
+            "203.0.112.255",
+            "203.0.114.0",
+            "223.255.255.255",
+            "8.8.8.8",
+            "47.96.0.1",
+            // IPv6 global unicast, and carriers of a public IPv4 address
+            "2000::",
+            "2001:200::",
+            "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff",
+            "2001:db9::",
+            "2001:4860:4860::8888",
+            "2400:3200::1",
+            "2002:808:808::1",
+            "3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "3fff:1000::",
+            "::ffff:8.8.8.8",
+            "::8.8.8.8",
+            "64:ff9b::8.8.8.8",
+        ];
+        for ip in allowed {
+            assert_eq!(internal_range(ip.parse().unwrap()), None, "{ip}");
+        }
+    }
+
+    #[test]
+    fn the_reason_names_the_address_and_the_ranges() {
+        let reason = |ip: &str| internal_range(ip.parse().unwrap()).unwrap().to_string();
+        assert_eq!(
+            reason("10.1.2.3"),
+            "10.1.2.3 is in 10.0.0.0/8 (private, RFC 1918)"
+        );
+        assert_eq!(
+            reason("100.100.100.200"),
+            "100.100.100.200 is in 100.100.100.200/32 (the Alibaba Cloud ECS metadata server)"
+        );
+        assert_eq!(
+            reason("::ffff:10.1.2.3"),
+            "::ffff:10.1.2.3 is in ::ffff:0:0/96 (IPv4-mapped, RFC 4291), whose IPv4 address 10.1.2.3 is in 10.0.0.0/8 (private, RFC 1918)"
+        );
+        assert_eq!(
+            reason("2002:a9fe:a9fe::1"),
+            "2002:a9fe:a9fe::1 is in 2002::/16 (6to4, RFC 3056), whose IPv4 address 169.254.169.254 is in 169.254.0.0/16 (link-local, RFC 3927; cloud metadata servers)"
+        );
+        assert!(reason("64:ff9b::6464:64c8").contains("100.100.100.200 is in"));
+        assert!(reason("fd00::1").contains("unique local"));
+    }
+
+    #[test]
+    fn patterns_match_one_label_per_wildcard() {
+        let allowed = |host: &str| {
+            ALIBABA_CLOUD_ENDPOINT_PATTERNS
+                .iter()
+                .any(|p| parse_pattern(p).unwrap().matches(host, 443))
+        };
+        for host in [
+            "kms.cn-hangzhou.aliyuncs.com",
+            "kms-vpc.cn-hangzhou.aliyuncs.com",
+            "kms.ap-southeast-1.aliyuncs.com",
+            "kst-hzz62ee817bvyyr5x1234.cryptoservice.kms.aliyuncs.com",
+            "oos.cn-beijing.aliyuncs.com",
+            "oos-vpc.cn-beijing.aliyuncs.com",
+            "sts.aliyuncs.com",
+            "sts.cn-shanghai.aliyuncs.com",
+            "sts-vpc.cn-shanghai.aliyuncs.com",
+            "KMS.CN-HANGZHOU.ALIYUNCS.COM",
+        ] {
+            assert!(allowed(host), "{host}");
+        }
+        for host in [
+            // tenant-owned names under aliyuncs.com
+            "my-bucket.oss-cn-hangzhou.aliyuncs.com",
+            "my-bucket.oss-cn-hangzhou-internal.aliyuncs.com",
+            "attacker.fc.aliyuncs.com",
+            // the region label is exactly one label
+            "kms.evil.com.cn-hangzhou.aliyuncs.com",
+            "kms..aliyuncs.com",
+            "kms.aliyuncs.com",
+            "a.b.cryptoservice.kms.aliyuncs.com",
+            "cryptoservice.kms.aliyuncs.com",
+            "sts.a.b.aliyuncs.com",
+            "kms.cn-hangzhou.aliyuncs.com.evil.io",
+            "evilkms.cn-hangzhou.aliyuncs.com",
+            "ecs.cn-hangzhou.aliyuncs.com",
+        ] {
+            assert!(!allowed(host), "{host}");
+        }
+        let p = parse_pattern("kms.*.aliyuncs.com").unwrap();
+        assert!(!p.matches("kms.cn-hangzhou.aliyuncs.com", 8443));
+        let p = parse_pattern("kms.*.example.com:8443").unwrap();
+        assert!(p.matches("kms.a.example.com", 8443));
+        assert!(!p.matches("kms.a.example.com", 443));
+        assert_eq!(p.to_string(), "kms.*.example.com:8443");
+        let exact = parse_pattern("127.0.0.1:8765").unwrap();
+        assert!(exact.matches("127.0.0.1", 8765));
+        let wild = parse_pattern("*.0.0.1").unwrap_err();
+        assert!(wild.contains("never IP addresses"), "{wild}");
+        assert!(!parse_pattern("*.b.c.1a").unwrap().matches("a.b.c.1", 443));
+    }
+
+    #[test]
+    fn patterns_are_validated_strictly() {
+        for ok in [
+            "kms.internal",
+            "kms.internal:8443",
+            "kms.*.aliyuncs.com",
+            "*.cryptoservice.kms.aliyuncs.com",
+            "*.*.example.com",
+            "a.*.b.*.example.com",
+            "*.kms.example.com:8443",
+        ] {
+            assert!(validate_pattern(ok).is_ok(), "{ok}");
+        }
+        for (bad, want) in [
+            ("*", "at least two literal labels"),
+            ("*.com", "at least two literal labels"),
+            ("kms.*.com", "at least two literal labels"),
+            ("kms.*", "at least two literal labels"),
+            ("kms*.aliyuncs.com", "must be a whole label"),
+            ("kms.cn-*.aliyuncs.com", "must be a whole label"),
+            ("**.aliyuncs.com", "must be a whole label"),
+            ("https://x.com", "without scheme or path"),
+            ("x.com/p", "without scheme or path"),
+            ("bad host", "not a DNS label"),
+            ("a..b.com", "not a DNS label"),
+            ("-a.b.com", "not a DNS label"),
+            ("h:port", "is not a port"),
+            ("", "not a host pattern"),
+            ("*.aliyuncs.com", "OSS buckets"),
+            (
+                "*.example.com",
+                "earlier versions read this pattern as every host under example.com",
+            ),
+            (
+                "*.example.com:443",
+                "a \"*\" directly above a two-label domain is refused",
+            ),
+        ] {
+            let e = validate_pattern(bad).unwrap_err();
+            assert!(e.contains(want), "{bad:?}: {e}");
+        }
+        // the refusal of the old default says what to write now
+        let e = validate_pattern("*.aliyuncs.com").unwrap_err();
+        for pattern in ALIBABA_CLOUD_ENDPOINT_PATTERNS {
+            assert!(e.contains(&format!("{pattern:?}")), "{e}");
         }
     }
 }

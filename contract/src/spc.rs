@@ -324,14 +324,33 @@ pub fn parse(raw: RawMount<'_>, limits: &RequestLimits) -> Result<MountSpec, Spc
 /// parsing the rest (the tenant key for fair sharing, taken before the whole
 /// request is parsed); `None` if the attributes are not valid or lack it.
 pub fn pod_namespace(attributes: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Namespace {
-        #[serde(rename = "csi.storage.k8s.io/pod.namespace")]
-        namespace: Option<String>,
+    /// The namespace entry of a JSON object, the last one if repeated (as
+    /// [`parse`] reads it), other values skipped unread.
+    struct Namespace;
+    impl<'de> serde::de::Visitor<'de> for Namespace {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Option<String>, A::Error> {
+            let mut namespace = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == ATTR_POD_NAMESPACE {
+                    namespace = Some(map.next_value::<String>()?);
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(namespace)
+        }
     }
-    let parsed: Namespace = serde_json::from_str(attributes).ok()?;
-    parsed
-        .namespace
+    let mut deserializer = serde_json::Deserializer::from_str(attributes);
+    let namespace = serde::Deserializer::deserialize_map(&mut deserializer, Namespace).ok()?;
+    deserializer.end().ok()?;
+    namespace
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty() && n.len() <= MAX_FIELD_BYTES)
 }
@@ -1069,6 +1088,27 @@ mod tests {
             pod_namespace("{\"csi.storage.k8s.io/pod.namespace\": 5}"),
             None
         );
+    }
+
+    // Caught by the mount_request fuzz target's pod_namespace invariant (on a
+    // hand-written input): with the namespace key repeated, parse took the
+    // last value and pod_namespace refused the object, so the request was
+    // shared fairly as namespace "" instead.
+    #[test]
+    fn a_repeated_namespace_key_reads_as_parse_reads_it() {
+        let text = format!(
+            "{{\"{ATTR_POD_NAMESPACE}\": \"victim\", {}",
+            &attributes(&[(ATTR_OBJECTS, "- objectName: a\n")])[1..]
+        );
+        let spec = parse_default(RawMount {
+            attributes: &text,
+            secrets: "",
+            permission: "",
+            target_path: "/t",
+        })
+        .unwrap();
+        assert_eq!(spec.pod.namespace, "team-a");
+        assert_eq!(pod_namespace(&text).as_deref(), Some("team-a"));
     }
 
     #[test]

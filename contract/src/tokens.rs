@@ -74,7 +74,7 @@ pub fn token_for_audience(
     {
         return Err(TokenError(format!(
             "the service account token for audience {audience} expired {} s ago",
-            now - exp
+            now.saturating_sub(exp)
         )));
     }
     let audiences: Vec<&str> = match claims.get("aud") {
@@ -171,5 +171,17 @@ mod tests {
         assert_eq!(e, "the service account token is not a JWT");
         let e = token_for_audience("[1]", STS_AUDIENCE, 0).unwrap_err().0;
         assert!(e.contains("not a JSON object"), "{e}");
+    }
+
+    // Found while writing the `tokens` fuzz target: `exp` is the token's to
+    // choose, and `now - exp` overflowed (a panic with overflow checks, a
+    // wrapped, negative age without).
+    #[test]
+    fn an_extreme_expiry_is_not_an_overflow() {
+        let token = jwt(serde_json::json!({"sub": "s", "aud": STS_AUDIENCE, "exp": i64::MIN}));
+        let e = token_for_audience(&tokens(&token), STS_AUDIENCE, 1_700_000_000)
+            .unwrap_err()
+            .0;
+        assert!(e.contains(&format!("expired {} s ago", i64::MAX)), "{e}");
     }
 }

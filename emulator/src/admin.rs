@@ -31,6 +31,9 @@
 //! | `PUT /__emulator/kubernetes/serviceaccounts` | a [`crate::ServiceAccount`] | adds or replaces it |
 //! | `DELETE /__emulator/kubernetes/serviceaccounts/{ns}/{name}` | | removes it (404 if absent) |
 //!
+//! A fault with an `answer` instead of a `code` answers HTTP 200 with that
+//! body as is (malformed answers, for clients' error paths).
+//!
 //! `DELETE /__emulator/stats` zeroes the metadata-server and Kubernetes
 //! counters too. Errors are `400 {"error": "..."}`.
 

@@ -123,7 +123,10 @@ fn verify_v3(
 /// The Python SDK (tea-openapi 0.4.6) percent-encodes query values but not
 /// names in its V3 canonical query. For names where that differs, this is the
 /// canonical request it signs: `canonical` with its query line rebuilt.
-fn raw_name_canonical_request(canonical: &str, query: &[(String, String)]) -> Option<String> {
+pub(crate) fn raw_name_canonical_request(
+    canonical: &str,
+    query: &[(String, String)],
+) -> Option<String> {
     if query.iter().all(|(k, _)| percent_encode(k) == *k) {
         return None;
     }

@@ -1,6 +1,6 @@
 //! API errors with the codes, HTTP statuses and messages of the real service.
 
-use axum::http::StatusCode;
+use http::StatusCode;
 
 /// An error answered in the POP envelope (`RequestId`, `HostId`, `Code`,
 /// `Message`, `Recommend`).

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
-/// An error to answer instead of processing matching requests. Faults are
-/// checked after a request is authenticated, in the order they were added.
+/// An error to answer instead of processing matching requests, or (with
+/// [`answer`](Fault::answer)) a successful answer of the fault's own making.
+/// Faults are checked after a request is authenticated, in the order they
+/// were added.
 ///
 /// Without [`times`](Fault::times) or [`probability`](Fault::probability) it
 /// fires on every matching request.
@@ -30,7 +32,8 @@ pub struct Fault {
     /// Fire on each matching request with this probability (0.0 to 1.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
-    /// The error `Code`, e.g. `Rejected.Throttling`.
+    /// The error `Code`, e.g. `Rejected.Throttling`; empty for an `answer`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub code: String,
     /// The HTTP status; default: the real one for well-known codes
     /// (`Rejected.Throttling` 429, `ServiceUnavailableTemporary` 503,
@@ -44,6 +47,11 @@ pub struct Fault {
     /// throttling exception.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u32>,
+    /// Instead of an error: answer HTTP 200 with this body, byte for byte (a
+    /// malformed or unexpected answer, as a broken service or a proxy might
+    /// send). `code`, `status`, `message` and `retry_after` do not apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 /// Why a fault cannot be installed.
@@ -58,9 +66,12 @@ pub enum FaultError {
     /// The status is not an HTTP error status.
     #[error("status must be an HTTP error status (400-599), got {0}")]
     Status(u16),
-    /// Action or code is empty.
-    #[error("a fault needs a non-empty action and code")]
+    /// Action, or both code and answer, are empty.
+    #[error("a fault needs a non-empty action, and a code or an answer")]
     Empty,
+    /// Both a code and an answer were given.
+    #[error("a fault answers either an error `code` or an `answer` body, not both")]
+    CodeAndAnswer,
 }
 
 impl Fault {
@@ -75,6 +86,18 @@ impl Fault {
             status: None,
             message: None,
             retry_after: None,
+            answer: None,
+        }
+    }
+
+    /// Answers matching `action` requests with HTTP 200 and `body` as is
+    /// (a JSON answer of the wrong shape, or no JSON at all), as a broken
+    /// service or a proxy might: for the error paths of a client.
+    pub fn answer(action: impl Into<String>, body: impl Into<String>) -> Self {
+        Fault {
+            code: String::new(),
+            answer: Some(body.into()),
+            ..Fault::new(action, "")
         }
     }
 
@@ -131,8 +154,11 @@ impl Fault {
 
     /// Checks that the fault can fire as described.
     pub fn validate(&self) -> Result<(), FaultError> {
-        if self.action.is_empty() || self.code.is_empty() {
+        if self.action.is_empty() || (self.code.is_empty() && self.answer.is_none()) {
             return Err(FaultError::Empty);
+        }
+        if !self.code.is_empty() && self.answer.is_some() {
+            return Err(FaultError::CodeAndAnswer);
         }
         if self.times.is_some() && self.probability.is_some() {
             return Err(FaultError::TimesAndProbability);
@@ -158,6 +184,13 @@ impl Fault {
                 .is_none_or(|want| Some(want) == object)
     }
 
+    fn fire(&self) -> Fired {
+        match &self.answer {
+            Some(body) => Fired::Answer(body.clone()),
+            None => Fired::Error(self.error()),
+        }
+    }
+
     fn error(&self) -> ApiError {
         let status = self
             .status
@@ -171,6 +204,15 @@ impl Fault {
         error.retry_after = self.retry_after;
         error
     }
+}
+
+/// What a fault answers.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Fired {
+    /// An error in the POP envelope.
+    Error(ApiError),
+    /// HTTP 200 with this body, as is.
+    Answer(String),
 }
 
 /// An installed fault and how often it may still fire.
@@ -228,8 +270,8 @@ impl Faults {
         self.active.lock().expect("faults lock").clone()
     }
 
-    /// The error of the first fault that matches and fires, if any.
-    pub fn check(&self, action: &str, object: Option<&str>) -> Option<ApiError> {
+    /// What the first fault that matches and fires answers, if any.
+    pub fn check(&self, action: &str, object: Option<&str>) -> Option<Fired> {
         let mut active = self.active.lock().expect("faults lock");
         for entry in active.iter_mut() {
             if !entry.fault.matches(action, object) {
@@ -246,7 +288,7 @@ impl Faults {
             };
             if fires {
                 entry.fired += 1;
-                return Some(entry.fault.error());
+                return Some(entry.fault.fire());
             }
         }
         None
@@ -390,6 +432,13 @@ mod tests {
         }
     }
 
+    fn error(fired: Option<Fired>) -> ApiError {
+        match fired {
+            Some(Fired::Error(error)) => error,
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
     #[test]
     fn times_faults_fire_then_stop() {
         let faults = Faults::default();
@@ -397,7 +446,7 @@ mod tests {
             .add(Fault::throttling("GetSecretValue").times(2))
             .unwrap();
         assert!(faults.check("GetSecretParameter", None).is_none());
-        let first = faults.check("GetSecretValue", Some("a")).unwrap();
+        let first = error(faults.check("GetSecretValue", Some("a")));
         assert_eq!(first.code, "Rejected.Throttling");
         assert_eq!(first.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(first.message, "QPS Limit Exceeded");
@@ -421,7 +470,7 @@ mod tests {
             .add(Fault::new("GetSecretValue", "Custom").with_probability(0.0))
             .unwrap();
         assert!(faults.check("GetSecretValue", Some("other")).is_none());
-        let err = faults.check("GetSecretParameter", Some("db")).unwrap();
+        let err = error(faults.check("GetSecretParameter", Some("db")));
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 
@@ -440,7 +489,37 @@ mod tests {
             faults.add(Fault::throttling("A").with_status(200)),
             Err(FaultError::Status(200))
         );
+        let mut both = Fault::answer("A", "{}");
+        both.code = "X".into();
+        assert_eq!(faults.add(both), Err(FaultError::CodeAndAnswer));
+        let mut neither = Fault::answer("A", "");
+        neither.answer = None;
+        assert_eq!(faults.add(neither), Err(FaultError::Empty));
         assert!(faults.list().is_empty());
+    }
+
+    #[test]
+    fn answer_faults_answer_their_body() {
+        let faults = Faults::default();
+        faults
+            .add(Fault::answer("GetSecretValue", "not json").for_object("db"))
+            .unwrap();
+        assert_eq!(
+            faults.check("GetSecretValue", Some("db")),
+            Some(Fired::Answer("not json".into()))
+        );
+        assert_eq!(faults.check("GetSecretValue", Some("other")), None);
+        let fault: Fault =
+            serde_json::from_str(r#"{"action":"GetSecretParameter","answer":"{\"Parameter\":1}"}"#)
+                .unwrap();
+        assert_eq!(
+            fault,
+            Fault::answer("GetSecretParameter", r#"{"Parameter":1}"#)
+        );
+        assert_eq!(
+            serde_json::to_string(&fault).unwrap(),
+            r#"{"action":"GetSecretParameter","answer":"{\"Parameter\":1}"}"#
+        );
     }
 
     #[test]

@@ -23,32 +23,59 @@
 //! ```
 //!
 //! Admin endpoints for scripts are described in the `admin` module docs.
+//!
+//! The `server` feature (on by default) brings the HTTP servers, axum and
+//! tokio. Without it the crate is only its request decoding, signature
+//! verification, JWT reading and seed types: what the fuzz targets in
+//! `fuzz/` link (through the hidden `fuzzing` module), at a fraction of
+//! the build cost.
 
+// Without the servers, much of the IAM and error plumbing has no caller.
+#![cfg_attr(not(feature = "server"), allow(dead_code, unused_imports))]
+
+#[cfg(feature = "server")]
 mod admin;
+#[cfg(feature = "server")]
 mod api;
 mod auth;
 mod error;
+#[cfg(feature = "server")]
 mod faults;
+#[doc(hidden)]
+pub mod fuzzing;
 mod iam;
+#[cfg(feature = "server")]
 mod imds;
 pub mod jwt;
+#[cfg(feature = "server")]
 mod kubernetes;
 mod request;
 mod seed;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 mod stats;
 
+#[cfg(feature = "server")]
 use std::net::{IpAddr, SocketAddr};
+#[cfg(feature = "server")]
 use std::sync::Arc;
+#[cfg(feature = "server")]
 use std::time::Duration;
 
+#[cfg(feature = "server")]
 use time::OffsetDateTime;
+#[cfg(feature = "server")]
 use tokio::sync::watch;
+#[cfg(feature = "server")]
 use tokio::task::JoinHandle;
 
+#[cfg(feature = "server")]
 pub use faults::{ActiveFault, Fault, FaultError, Latency, LatencyParseError};
 pub use iam::{CredentialSource, IssuedCredential};
+#[cfg(feature = "server")]
 pub use imds::{IMDS_CREDENTIAL_LIFETIME, ImdsMode};
+#[cfg(feature = "server")]
 pub use kubernetes::KubernetesMode;
 pub use seed::{
     ACS_CURRENT, ACS_PREVIOUS, AccessKey, DEFAULT_MAX_SESSION_DURATION, DEFAULT_REGION, ImdsSeed,
@@ -56,12 +83,15 @@ pub use seed::{
     MIN_SESSION_DURATION, OidcProvider, OidcTrust, OosParameter, OosParameterVersion, OosSeed,
     ROLE_ARN_ANNOTATION, Role, STS_AUDIENCE, SecretDataType, Seed, SeedError, ServiceAccount,
 };
+#[cfg(feature = "server")]
 pub use stats::{ActionStats, ImdsPathStats, ImdsStats, NO_ACTION, STS_ACTIONS, SUCCESS, Stats};
 
+#[cfg(feature = "server")]
 /// How long [`Emulator::shutdown`] waits for open connections before
 /// dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+#[cfg(feature = "server")]
 /// Why the emulator did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -79,6 +109,7 @@ pub enum StartError {
     },
 }
 
+#[cfg(feature = "server")]
 /// Where the three listeners bind (port 0 picks a free one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StartOptions {
@@ -90,6 +121,7 @@ pub struct StartOptions {
     pub kubernetes: SocketAddr,
 }
 
+#[cfg(feature = "server")]
 impl StartOptions {
     /// The API on `api`; the metadata server and the Kubernetes API on free
     /// ports of the same IP.
@@ -115,6 +147,7 @@ impl StartOptions {
     }
 }
 
+#[cfg(feature = "server")]
 /// A running emulator. Dropping it stops the servers; [`Emulator::shutdown`]
 /// also waits for them.
 pub struct Emulator {
@@ -126,6 +159,7 @@ pub struct Emulator {
     servers: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
+#[cfg(feature = "server")]
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emulator")
@@ -136,6 +170,7 @@ impl std::fmt::Debug for Emulator {
     }
 }
 
+#[cfg(feature = "server")]
 async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
     let bind_error = |source| StartError::Bind { addr, source };
     let listener = tokio::net::TcpListener::bind(addr)
@@ -145,6 +180,7 @@ async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr),
     Ok((listener, local))
 }
 
+#[cfg(feature = "server")]
 fn spawn_server(
     listener: tokio::net::TcpListener,
     app: axum::Router,
@@ -159,6 +195,7 @@ fn spawn_server(
     })
 }
 
+#[cfg(feature = "server")]
 impl Emulator {
     /// Validates `seed`, binds `addr` (port 0 picks one) for the API, the
     /// metadata server and the Kubernetes API on free ports of the same IP,
@@ -435,6 +472,7 @@ impl Emulator {
     }
 }
 
+#[cfg(feature = "server")]
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);

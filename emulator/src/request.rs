@@ -1,7 +1,7 @@
 //! An incoming RPC request, decoded once: query and form parameters, headers, body.
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, Uri, header};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Uri, header};
 
 /// An RPC-style API request as the handlers and the verifiers see it.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ impl ApiRequest {
     }
 }
 
-fn decode_form(text: &str) -> Vec<(String, String)> {
+pub(crate) fn decode_form(text: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(text.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()

@@ -17,7 +17,7 @@ use crate::admin;
 use crate::api::{self, Api, Call, Product, Store};
 use crate::auth::{self, NONCE_CAPACITY, NONCE_WINDOW, NonceCache};
 use crate::error::ApiError;
-use crate::faults::{Faults, Latency};
+use crate::faults::{Faults, Fired, Latency};
 use crate::iam::{Credential, Iam};
 use crate::imds::Imds;
 use crate::kubernetes::Kubernetes;
@@ -139,9 +139,13 @@ async fn serve_api(
 
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
-        Ok(body) => {
+        Ok(Reply::Json(body)) => {
             tracing::debug!(action, %request_id, elapsed_ms, "answered");
             success(body, &request_id)
+        }
+        Ok(Reply::Raw(body)) => {
+            tracing::debug!(action, %request_id, elapsed_ms, "answered a fault's answer");
+            raw_response(body, &request_id)
         }
         Err(error) => {
             tracing::info!(action, %request_id, code = %error.code, status = error.status.as_u16(), elapsed_ms, "answered with an error");
@@ -155,12 +159,20 @@ async fn serve_api(
     }
 }
 
+/// A successful answer.
+enum Reply {
+    /// The handler's body (`RequestId` is added).
+    Json(Value),
+    /// A fault's answer, sent as is.
+    Raw(String),
+}
+
 /// Routing, authentication, faults and the handler, in the real gateway's order.
 fn process(
     state: &AppState,
     request: &ApiRequest,
     api: Option<&'static Api>,
-) -> Result<Value, ApiError> {
+) -> Result<Reply, ApiError> {
     if request.action().is_none() {
         return Err(ApiError::missing_parameter("Action"));
     }
@@ -182,8 +194,10 @@ fn process(
             now,
         )?)
     };
-    if let Some(error) = state.faults.check(api.action, (api.object)(request)) {
-        return Err(error);
+    match state.faults.check(api.action, (api.object)(request)) {
+        Some(Fired::Error(error)) => return Err(error),
+        Some(Fired::Answer(body)) => return Ok(Reply::Raw(body)),
+        None => {}
     }
     let call = Call {
         request,
@@ -193,7 +207,7 @@ fn process(
         principal: credential.as_deref().map(|c| &*c.principal),
         now,
     };
-    (api.handler)(&call)
+    (api.handler)(&call).map(Reply::Json)
 }
 
 async fn unknown_path(headers: HeaderMap) -> Response {
@@ -213,6 +227,20 @@ fn success(mut body: Value, request_id: &str) -> Response {
         fields.insert("RequestId".into(), Value::String(request_id.to_string()));
     }
     json_response(StatusCode::OK, &body, request_id, None)
+}
+
+/// HTTP 200 with `body` as is (a fault's answer).
+fn raw_response(body: String, request_id: &str) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(HeaderName::from_static("x-acs-request-id"), id);
+    }
+    response
 }
 
 fn error_response(

@@ -567,6 +567,42 @@ async fn first_n_faults_then_success() {
 }
 
 #[tokio::test]
+async fn answer_faults_send_their_body_as_is() {
+    let emu = start().await;
+    emu.inject_fault(Fault::answer("GetSecretValue", "{\"SecretData\": 1").for_object("test"));
+    emu.inject_fault(Fault::answer("GetSecretParameter", r#"{"Parameter":"x"}"#).times(1));
+    let reply = Req::kms("test").v3(&emu.endpoint()).send(emu.addr()).await;
+    assert_eq!(
+        (reply.status, reply.text.as_str()),
+        (200, "{\"SecretData\": 1")
+    );
+    assert!(reply.headers.contains_key("x-acs-request-id"));
+    Req::kms("binary-test")
+        .v3(&emu.endpoint())
+        .send(emu.addr())
+        .await
+        .assert_ok();
+    let reply = Req::oos("db/password")
+        .v3(&emu.endpoint())
+        .send(emu.addr())
+        .await;
+    assert_eq!(reply.text, r#"{"Parameter":"x"}"#);
+    Req::oos("db/password")
+        .v3(&emu.endpoint())
+        .send(emu.addr())
+        .await
+        .assert_ok();
+    // still after authentication
+    Req::kms("test")
+        .key(AK.0, "wrong-secret")
+        .v3(&emu.endpoint())
+        .send(emu.addr())
+        .await
+        .assert_error("SignatureDoesNotMatch", 400);
+    assert_eq!(emu.stats().successes("GetSecretValue"), 2);
+}
+
+#[tokio::test]
 async fn probability_faults_match_objects_and_can_be_cleared() {
     let emu = start().await;
     emu.inject_fault(

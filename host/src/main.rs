@@ -83,7 +83,9 @@ enum PluginCommand {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Directory of the provider socket (the driver's providers directory).
+    /// Directory of the provider socket: the driver's providers directory, or
+    /// a directory of the provider's own that `<providers dir>/alibabacloud.sock`
+    /// links into (as the Helm chart sets it up).
     #[arg(long, default_value = "/var/run/secrets-store-csi-providers")]
     provider_volume: PathBuf,
     /// Port of the HTTP health server (/live and the healthz path).
@@ -245,9 +247,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| UsageError(e.to_string()))?;
     let provider = Arc::new(provider);
 
+    if let Some(warning) = server::socket_dir_warning(&args.provider_volume) {
+        tracing::warn!("{warning}");
+    }
     let socket = args.provider_volume.join(SOCKET_FILE);
-    let listener = server::bind_socket(&socket)
-        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let listener = server::bind_socket(&socket).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            format!(
+                " (the socket's directory must be writable by this process, uid {}, and by no other user; the Helm chart prepares <providersDir>/alibabacloud for it)",
+                rustix::process::geteuid().as_raw()
+            )
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("cannot listen on {}: {e}{hint}", socket.display())
+    })?;
     let _guard = SocketGuard(socket.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -553,6 +567,12 @@ Route an objectType to it in the provider's config.toml:
     [plugins.{name}]
     path = "/etc/csi-secrets-store-provider-alibabacloud/plugins/{crate_name}.wasm"
     capabilities = {{ http = ["https://config.internal"] }}
+    config = {{ base_url = "https://config.internal/apps" }}
+
+With base_url, an objectName is a path under it, percent-encoded segment by
+segment. The version is "1" unless config.version_header names an answer
+header that holds a real version (never one derived from the content, such
+as many servers' ETag): versions are visible to more people than secrets.
 "#
     );
     std::fs::create_dir_all(dir.join("src"))?;

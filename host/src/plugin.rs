@@ -27,7 +27,7 @@ use crate::config::{Config, PluginLimits, plugin_config_value};
 use budget::{Account, Class, Pool};
 
 pub use bindings::alibabacloud_csi::plugin::types::{
-    FetchError, FetchedObject, ObjectRequest, Parameter, PluginInfo,
+    FetchError, ObjectRequest, Parameter, PluginInfo,
 };
 use bindings::{Backend, BackendPre};
 pub use load::{HOST_WIT_VERSION, ImportReport, WIT_VERSION_SECTION, inspect};
@@ -58,6 +58,30 @@ pub const BUILTIN_OOS: &[u8] = include_bytes!(concat!(
 /// Where build.rs left the plugins it built, including the `testing` fixture
 /// (used by tests and benchmarks; not embedded).
 pub const BUILT_PLUGIN_DIR: &str = env!("PROVIDER_BUILT_PLUGIN_DIR");
+
+/// An object a plugin fetched: the file's bytes and the backend's version.
+///
+/// Not the generated binding type, whose `Debug` prints the contents: this
+/// one shows their length only, so a stray `{:?}` cannot log a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FetchedObject {
+    /// The object's content.
+    pub contents: Vec<u8>,
+    /// The object's version as the backend reports it.
+    pub version: String,
+}
+
+impl std::fmt::Debug for FetchedObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchedObject")
+            .field(
+                "contents",
+                &format_args!("<redacted, {} bytes>", self.contents.len()),
+            )
+            .field("version", &self.version)
+            .finish()
+    }
+}
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -433,7 +457,7 @@ impl PluginRuntime {
                 }
             };
             let limits = config.limits_for(route);
-            let grants = load::grants(route, &limits).map_err(fail)?;
+            let grants = load::grants(object_type, route, &limits).map_err(fail)?;
             load::check_imports(&runtime.engine, &component, &grants, object_type).map_err(fail)?;
             let pre = linker
                 .instantiate_pre(&component)
@@ -538,7 +562,7 @@ impl PluginRuntime {
                 return report;
             }
         };
-        let grants = match load::grants(route, &limits) {
+        let grants = match load::grants(object_type, route, &limits) {
             Ok(grants) => grants,
             Err(e) => {
                 report.step("capabilities", Err(e));
@@ -860,7 +884,10 @@ impl PluginRuntime {
                         limit: plugin.limits.max_output_bytes,
                     });
                 }
-                Ok(object)
+                Ok(FetchedObject {
+                    contents: object.contents,
+                    version: object.version,
+                })
             }
         }
     }

@@ -3,7 +3,7 @@
 //! one mapping from Mount errors to gRPC statuses.
 
 use std::future::Future;
-use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::os::unix::fs::FileTypeExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,11 +128,19 @@ pub fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration>
     })
 }
 
-/// Binds the provider socket: removes a stale socket (never another kind of
-/// file), creates the new one readable and writable by its owner only.
+/// Binds the provider socket: removes a stale socket or symlink at `path`
+/// (never another kind of file, and never what a symlink points to), creates
+/// the new one readable and writable by its owner only, and checks that what
+/// is at `path` afterwards is that socket.
+///
+/// No permission is changed by path after binding: `chmod` follows symlinks,
+/// so a symlink swapped in at `path` would have it change another file.
+/// The umask around `bind` gives the socket mode 0600 from the start.
 pub fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(meta) if meta.file_type().is_socket() || meta.file_type().is_symlink() => {
+            std::fs::remove_file(path)?
+        }
         Ok(_) => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -151,8 +159,73 @@ pub fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {
     let bound = UnixListener::bind(path);
     rustix::process::umask(previous);
     let listener = bound?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    check_own_socket(path)?;
     Ok(listener)
+}
+
+/// What is at `path` (not following a symlink) is a socket owned by this
+/// process's effective uid, with no permission for group or others.
+fn check_own_socket(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::symlink_metadata(path)?;
+    let file_type = meta.file_type();
+    let refuse = |what: String| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} {what} just after the provider bound it: another user can write to its directory; make the directory writable by the provider's user only",
+                path.display()
+            ),
+        ))
+    };
+    if !file_type.is_socket() {
+        let kind = if file_type.is_symlink() {
+            "a symlink"
+        } else if file_type.is_dir() {
+            "a directory"
+        } else {
+            "not a socket"
+        };
+        return refuse(format!("is {kind}"));
+    }
+    let euid = rustix::process::geteuid().as_raw();
+    if meta.uid() != euid {
+        return refuse(format!("belongs to uid {}, not {euid}", meta.uid()));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return refuse(format!("has mode {:04o}, not 0600", meta.mode() & 0o7777));
+    }
+    Ok(())
+}
+
+/// A warning when `dir`, where the socket is created, can be written by
+/// group or others without the sticky bit, or belongs to another user than
+/// root or this process: another user could then replace the socket.
+pub fn socket_dir_warning(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(dir).ok()?;
+    let mode = meta.mode();
+    let euid = rustix::process::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Some(format!(
+            "{} belongs to uid {}: that user can replace the provider's socket",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "{} has mode {:04o}: users other than its owner can create files in it{}; give the provider a directory of its own (the Helm chart uses <providersDir>/alibabacloud, owned by the provider, mode 0700)",
+            dir.display(),
+            mode & 0o7777,
+            if mode & 0o1000 != 0 {
+                " and take the socket's name before the provider does"
+            } else {
+                " and replace the provider's socket"
+            }
+        ));
+    }
+    None
 }
 
 /// Removes the socket file when dropped.
@@ -241,6 +314,7 @@ mod tests {
 
     #[tokio::test]
     async fn socket_is_private_and_stale_sockets_are_replaced() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(SOCKET_FILE);
         let first = bind_socket(&path).unwrap();
@@ -252,7 +326,11 @@ mod tests {
                 .is_socket()
         );
         let _second = bind_socket(&path).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::symlink_metadata(&path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         let guard = SocketGuard(path.clone());
         drop(guard);
@@ -263,5 +341,92 @@ mod tests {
         let e = bind_socket(&regular).unwrap_err();
         assert!(e.to_string().contains("is not a socket"));
         assert_eq!(std::fs::read(&regular).unwrap(), b"keep me");
+    }
+
+    #[tokio::test]
+    async fn a_stale_symlink_is_removed_and_its_target_left_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"keep me").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = dir.path().join(SOCKET_FILE);
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let _listener = bind_socket(&path).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+        let target_meta = std::fs::metadata(&target).unwrap();
+        assert_eq!(target_meta.permissions().mode() & 0o777, 0o644);
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    }
+
+    #[tokio::test]
+    async fn what_is_at_the_path_after_bind_must_be_our_private_socket() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SOCKET_FILE);
+        let _listener = bind_socket(&path).unwrap();
+        assert!(check_own_socket(&path).is_ok());
+
+        // a symlink swapped in: refused, and nothing is changed through it
+        let elsewhere = dir.path().join("elsewhere.sock");
+        std::fs::rename(&path, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let e = check_own_socket(&path).unwrap_err().to_string();
+        assert!(e.contains("is a symlink"), "{e}");
+        assert!(e.contains("writable by the provider's user only"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+
+        // another kind of file
+        std::fs::create_dir(&path).unwrap();
+        let e = check_own_socket(&path).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        std::fs::remove_dir(&path).unwrap();
+
+        // a socket open to others
+        std::fs::rename(&elsewhere, &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = check_own_socket(&path).unwrap_err().to_string();
+        assert!(e.contains("has mode 0666, not 0600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        // a socket of another user (needs root to give it away)
+        if rustix::process::geteuid().is_root() {
+            rustix::fs::chown(&path, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+            let e = check_own_socket(&path).unwrap_err().to_string();
+            assert!(e.contains("belongs to uid 65534, not 0"), "{e}");
+        }
+    }
+
+    #[test]
+    fn socket_directories_others_can_write_are_reported() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let set = |mode| {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        set(0o700);
+        assert_eq!(socket_dir_warning(dir.path()), None);
+        set(0o755);
+        assert_eq!(socket_dir_warning(dir.path()), None);
+        set(0o1775);
+        let w = socket_dir_warning(dir.path()).unwrap();
+        assert!(
+            w.contains("has mode 1775") && w.contains("take the socket's name"),
+            "{w}"
+        );
+        set(0o777);
+        let w = socket_dir_warning(dir.path()).unwrap();
+        assert!(w.contains("replace the provider's socket"), "{w}");
+        set(0o700);
+        if rustix::process::geteuid().is_root() {
+            rustix::fs::chown(dir.path(), Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+            let w = socket_dir_warning(dir.path()).unwrap();
+            assert!(w.contains("belongs to uid 65534"), "{w}");
+        }
     }
 }

@@ -4,7 +4,12 @@ and what the provider depends on (socket, args, identity, hardening, config)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import socket
+import stat
+import subprocess
 import tomllib
 
 import kubernetes_validate
@@ -111,7 +116,9 @@ def test_socket_dir_and_arguments(render):
     assert c["command"] == [BINARY]
     assert c["args"][0] == "serve"
     args = c["args"][1:]
-    assert "--provider-volume=/provider" in args
+    # A non-root provider binds in its own directory, which the init
+    # container prepares and <providersDir>/alibabacloud.sock links into.
+    assert "--provider-volume=/provider/alibabacloud" in args
     assert f"--config={CONFIG_PATH}" in args
     assert "--healthz-port=8989" in args
     assert "--healthz-path=/healthz" in args
@@ -123,8 +130,12 @@ def test_socket_dir_and_arguments(render):
 
     vol = r.volume("providers-dir")
     assert vol["hostPath"] == {"path": PROVIDERS_DIR, "type": "DirectoryOrCreate"}
-    assert r.mount("providers-dir")["mountPath"] == "/provider"
-    assert not r.mount("providers-dir").get("readOnly", False)
+    # Only that directory is mounted in the provider, not the other providers' sockets.
+    assert r.mount("providers-dir") == {
+        "name": "providers-dir",
+        "mountPath": "/provider/alibabacloud",
+        "subPath": "alibabacloud",
+    }
     # The driver looks in the same directory.
     assert r.driver_values["linux"]["providersDir"] == PROVIDERS_DIR
 
@@ -202,14 +213,17 @@ def test_non_root_socket_dir_preparation(render):
     assert init["name"] == "prepare-providers-dir"
     sc = init["securityContext"]
     assert sc["runAsUser"] == 0
-    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+    # Every change but the owner's is made as the owner: CAP_CHOWN only (no
+    # FOWNER, no DAC_OVERRIDE).
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert init["volumeMounts"] == [{"name": "providers-dir", "mountPath": "/provider"}]
     script = init["command"][-1]
-    assert 'chgrp 65532 "$dir"' in script
-    assert 'chmod g+rwx,+t "$dir"' in script
-    assert f'sock="$dir/{SOCKET_NAME}"' in script
-    assert '!= "65532"' in script
+    assert 'chown 0:0 "$dir"' in script and 'chmod 0755 "$dir"' in script
+    assert 'chown 65532:65532 "$own"' in script
+    assert f'ln -s alibabacloud/{SOCKET_NAME} "$sock"' in script
+    # Nothing is ever opened to the provider's group (earlier versions: chgrp, g+rwx,+t).
+    assert "chgrp" not in script and "g+" not in script and "+t" not in script
 
 
 def test_custom_user_and_group(render):
@@ -217,13 +231,148 @@ def test_custom_user_and_group(render):
     sc = r.container["securityContext"]
     assert (sc["runAsUser"], sc["runAsGroup"]) == (10001, 10002)
     script = r.pod["initContainers"][0]["command"][-1]
-    assert "chgrp 10002" in script and '!= "10001"' in script
+    assert 'chown 10001:10002 "$own"' in script
+
+
+def init_script(render, **ids) -> str:
+    sets = tuple(f"linux.{k}={v}" for k, v in ids.items())
+    return render(sets=sets).pod["initContainers"][0]["command"][-1]
+
+
+def run_init_script(script: str, providers_dir) -> subprocess.CompletedProcess:
+    """The init script on providers_dir, as root with only the capabilities
+    the chart grants it (CAP_CHOWN)."""
+    script = script.replace("dir=/provider\n", f"dir={providers_dir}\n", 1)
+    assert f"dir={providers_dir}\n" in script
+    return subprocess.run(
+        ["setpriv", "--bounding-set=-all,+chown", "--inh-caps=-all", "/bin/sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+needs_root_and_setpriv = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="runs the init script as root with only CAP_CHOWN (needs root and util-linux setpriv)",
+)
+
+
+def bound_socket(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(path))
+    s.close()
+
+
+def assert_prepared(providers, uid=65532, gid=65532):
+    st = os.lstat(providers)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
+    own = providers / "alibabacloud"
+    st = os.lstat(own)
+    assert stat.S_ISDIR(st.st_mode)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, 0o700)
+    assert os.listdir(own) == []
+    link = providers / SOCKET_NAME
+    st = os.lstat(link)
+    assert stat.S_ISLNK(st.st_mode) and st.st_uid == 0
+    assert os.readlink(link) == f"alibabacloud/{SOCKET_NAME}"
+
+
+@needs_root_and_setpriv
+def test_init_script_on_a_new_node(render, tmp_path):
+    providers = tmp_path / "providers"
+    providers.mkdir(mode=0o755)
+    bound_socket(providers / "aws.sock")
+    result = run_init_script(init_script(render), providers)
+    assert result.returncode == 0, result.stderr
+    assert_prepared(providers)
+    # other providers' sockets are left alone
+    assert stat.S_ISSOCK(os.lstat(providers / "aws.sock").st_mode)
+    # and the script can run again (the next pod of the DaemonSet), after the
+    # provider bound its socket there
+    bound_socket(providers / "alibabacloud" / SOCKET_NAME)
+    os.chown(providers / "alibabacloud" / SOCKET_NAME, 65532, 65532)
+    result = run_init_script(init_script(render), providers)
+    assert result.returncode == 0, result.stderr
+    assert_prepared(providers)
+
+
+@needs_root_and_setpriv
+def test_init_script_undoes_what_earlier_chart_versions_did(render, tmp_path):
+    # Earlier versions: providersDir root:65532, mode 1775, the provider's
+    # socket in it, owned by 65532; the upstream provider's, by root.
+    providers = tmp_path / "providers"
+    providers.mkdir()
+    os.chown(providers, 0, 65532)
+    os.chmod(providers, 0o1775)
+    bound_socket(providers / SOCKET_NAME)
+    os.chown(providers / SOCKET_NAME, 65532, 65532)
+    result = run_init_script(init_script(render, runAsUser=10001, runAsGroup=10002), providers)
+    assert result.returncode == 0, result.stderr
+    assert_prepared(providers, 10001, 10002)
+
+
+@needs_root_and_setpriv
+def test_init_script_replaces_what_another_user_planted(render, tmp_path):
+    # While earlier versions left providersDir writable by gid 65532, another
+    # pod with that gid could have planted its own "alibabacloud" entries.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep me")
+    os.chmod(outside, 0o755)
+
+    providers = tmp_path / "providers"
+    providers.mkdir(mode=0o755)
+    os.symlink(outside, providers / "alibabacloud")  # a symlink to elsewhere
+    os.symlink(outside, providers / SOCKET_NAME)
+    result = run_init_script(init_script(render), providers)
+    assert result.returncode == 0, result.stderr
+    assert_prepared(providers)
+    st = os.stat(outside)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o755), "the symlink's target was changed"
+    assert (outside / "keep").read_text() == "keep me"
+
+    # a directory of another user, sticky and open, with files and links in it
+    shutil.rmtree(providers)
+    providers.mkdir(mode=0o755)
+    own = providers / "alibabacloud"
+    own.mkdir()
+    (own / ".hidden").write_text("x")
+    os.symlink(outside / "keep", own / SOCKET_NAME)
+    (own / "empty-dir").mkdir()
+    bound_socket(own / "other.sock")
+    for entry in [own, own / ".hidden", own / "empty-dir", own / "other.sock"]:
+        os.chown(entry, 1234, 65532, follow_symlinks=False)
+    os.chmod(own, 0o1777)
+    (providers / SOCKET_NAME).mkdir()  # even a directory at the socket's name
+    result = run_init_script(init_script(render), providers)
+    assert result.returncode == 0, result.stderr
+    assert_prepared(providers)
+    assert (outside / "keep").read_text() == "keep me"
+
+
+@needs_root_and_setpriv
+def test_init_script_stops_at_what_it_cannot_explain(render, tmp_path):
+    providers = tmp_path / "providers"
+    providers.mkdir(mode=0o755)
+    nested = providers / "alibabacloud" / "nested"
+    nested.mkdir(parents=True)
+    (nested / "file").write_text("x")
+    result = run_init_script(init_script(render), providers)
+    assert result.returncode != 0
+    assert "is a directory that is not empty; it is not the provider's" in result.stderr
+    # the provider's directory stays closed to everyone but root
+    st = os.lstat(providers / "alibabacloud")
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
 
 
 def test_setup_container_can_be_disabled(render):
     r = render(sets=("linux.providersDirSetup.enabled=false",))
     assert "initContainers" not in r.pod
     assert r.container["securityContext"]["runAsUser"] == 65532
+    # the same layout, prepared by the operator
+    assert "--provider-volume=/provider/alibabacloud" in r.container["args"]
+    assert r.mount("providers-dir")["subPath"] == "alibabacloud"
 
 
 def test_root_mode_and_host_network_on_request(render):
@@ -236,6 +385,9 @@ def test_root_mode_and_host_network_on_request(render):
     assert r.pod["hostNetwork"] is True
     assert r.pod["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert "fsGroup" not in r.pod["securityContext"]
+    # as root, as upstream: the socket in the providers directory itself
+    assert "--provider-volume=/provider" in r.container["args"]
+    assert r.mount("providers-dir") == {"name": "providers-dir", "mountPath": "/provider"}
 
 
 def test_scheduling_defaults(render):
@@ -451,7 +603,7 @@ def test_config_region_and_overrides(render):
             "regionId=ap-southeast-1",
             "config.cloud.network=public",
             "config.cloud.endpoints.kms=http://127.0.0.1:8765",
-            "config.cloud.allowed_endpoints={*.aliyuncs.com,kms.internal:8443}",
+            "config.cloud.allowed_endpoints={kms.*.aliyuncs.com,*.cryptoservice.kms.aliyuncs.com,kms.internal:8443}",
             "config.cloud.ca_file=/etc/kms-ca/ca.pem",
             "config.limits.fetch_concurrency=64",
             "config.limits.mount_timeout=45s",
@@ -461,7 +613,11 @@ def test_config_region_and_overrides(render):
     assert config["cloud"]["region"] == "ap-southeast-1"
     assert config["cloud"]["network"] == "public"
     assert config["cloud"]["endpoints"] == {"kms": "http://127.0.0.1:8765"}
-    assert config["cloud"]["allowed_endpoints"] == ["*.aliyuncs.com", "kms.internal:8443"]
+    assert config["cloud"]["allowed_endpoints"] == [
+        "kms.*.aliyuncs.com",
+        "*.cryptoservice.kms.aliyuncs.com",
+        "kms.internal:8443",
+    ]
     assert config["cloud"]["ca_file"] == "/etc/kms-ca/ca.pem"
     assert config["limits"]["fetch_concurrency"] == 64
     assert config["limits"]["mount_timeout"] == "45s"
@@ -793,6 +949,26 @@ def test_linux_disabled(render):
 # case -> (--set, path of the bad value, words of which one explains the
 # problem). Helm 4 writes paths as /a/b, Helm 3 as a.b; both are accepted.
 SCHEMA_ERRORS = {
+    "allowed endpoint with a partial-label wildcard": (
+        ("config.cloud.allowed_endpoints={kms*.aliyuncs.com}",),
+        "config.cloud.allowed_endpoints",
+        ("pattern",),
+    ),
+    "allowed endpoint wildcard above a top-level domain": (
+        ("config.cloud.allowed_endpoints={kms.*.com}",),
+        "config.cloud.allowed_endpoints",
+        ("pattern",),
+    ),
+    "allowed endpoint wildcard alone": (
+        ("config.cloud.allowed_endpoints={*}",),
+        "config.cloud.allowed_endpoints",
+        ("pattern",),
+    ),
+    "allowed endpoint with a scheme": (
+        ("config.cloud.allowed_endpoints={https://kms.internal}",),
+        "config.cloud.allowed_endpoints",
+        ("pattern",),
+    ),
     "port out of range": (("linux.healthzPort=70000",), "linux.healthzPort", ("maximum", "less than or equal")),
     "unknown policy": (("config.identity.policy=lenient",), "config.identity.policy", ("strict",)),
     "verbosity": (("logVerbosity=11",), "logVerbosity", ("maximum", "less than or equal")),
@@ -1008,6 +1184,15 @@ def test_schema_rejects_bad_values(render_error, case):
 
 
 TEMPLATE_ERRORS = {
+    "the old allowed_endpoints default": (
+        ((), ("config.cloud.allowed_endpoints={*.aliyuncs.com}",)),
+        'config.cloud.allowed_endpoints has "*.aliyuncs.com": a * matches exactly one DNS label',
+    ),
+    "a wildcard directly above a two-label domain": (
+        ((), ("config.cloud.allowed_endpoints={kms.internal:8443,*.example.com}",)),
+        "List the endpoints instead, e.g. the chart's default (remove allowed_endpoints from your values): "
+        "kms.*.aliyuncs.com, kms-vpc.*.aliyuncs.com, *.cryptoservice.kms.aliyuncs.com",
+    ),
     "ACK region placeholder": (
         ((), ("regionId=__ACK_REGION_ID__",)),
         "regionId is the ACK placeholder __ACK_REGION_ID__: set it to your region",

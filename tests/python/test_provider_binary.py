@@ -234,6 +234,24 @@ def test_regular_file_at_the_socket_path_is_kept(launch, short_tmp):
     assert path.read_text() == "keep me"
 
 
+def test_symlink_at_the_socket_path_is_replaced_and_its_target_untouched(launch, stubs, short_tmp):
+    # What the chart leaves when a release goes from a non-root provider (its
+    # socket in <providersDir>/alibabacloud/, linked from alibabacloud.sock) to
+    # linux.runAsUser: 0 (the socket in <providersDir> itself).
+    volume = short_tmp
+    target = volume / "target"
+    target.write_text("keep me")
+    os.chmod(target, 0o644)
+    path = volume / "alibabacloud.sock"
+    os.symlink(target, path)
+    launch(volume=volume)
+    assert is_socket(path) and not os.path.islink(path)
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+    assert version_call(stubs, path) == VERSION
+    assert target.read_text() == "keep me"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+
+
 def test_missing_provider_volume_is_a_usage_error(cloud, short_tmp):
     missing = short_tmp / "absent"
     result = run(serve_args(missing), env=provider_env(cloud))

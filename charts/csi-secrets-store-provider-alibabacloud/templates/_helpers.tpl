@@ -8,6 +8,8 @@ Helpers for csi-secrets-store-provider-alibabacloud. Prefix: csspa.
 {{- define "csspa.pluginDir" -}}/etc/csi-secrets-store-provider-alibabacloud/plugins{{- end -}}
 {{- define "csspa.providerMount" -}}/provider{{- end -}}
 {{- define "csspa.socketName" -}}alibabacloud.sock{{- end -}}
+{{/* The provider's own directory in the providers directory, where a non-root provider binds its socket. */}}
+{{- define "csspa.socketDirName" -}}alibabacloud{{- end -}}
 {{- define "csspa.rrsaTokenDir" -}}/var/run/secrets/tokens{{- end -}}
 {{- define "csspa.rrsaTokenFile" -}}csi-secrets-store-provider-alibabacloud{{- end -}}
 {{- define "csspa.stsAudience" -}}sts.aliyuncs.com{{- end -}}
@@ -83,6 +85,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{/* Whether the provider runs as a non-root user ("true" or ""). */}}
 {{- define "csspa.nonRoot" -}}
 {{- if ne (int64 .Values.linux.runAsUser) 0 -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The directory, in the provider container, where the socket is bound
+(--provider-volume): as root, the providers directory itself; as non-root,
+the provider's own subdirectory, which <providersDir>/alibabacloud.sock links
+into (see the init container).
+*/}}
+{{- define "csspa.socketDir" -}}
+{{- if include "csspa.nonRoot" . -}}
+{{- include "csspa.providerMount" . }}/{{ include "csspa.socketDirName" . -}}
+{{- else -}}
+{{- include "csspa.providerMount" . -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -277,6 +293,11 @@ change.
 {{- $driverDir := dig "linux" "providersDir" "" $driver -}}
 {{- if and $driverDir (ne (clean $driverDir) (clean .Values.linux.providersDir)) -}}
 {{- fail (printf "linux.providersDir (%s) and secrets-store-csi-driver.linux.providersDir (%s) differ: the driver would not find the provider's socket" .Values.linux.providersDir $driverDir) -}}
+{{- end -}}
+{{- end -}}
+{{- range $pattern := (dig "cloud" "allowed_endpoints" list (default dict .Values.config)) -}}
+{{- if regexMatch "^\\*\\.[^.*:]+\\.[^.*:]+(:[0-9]+)?$" (toString $pattern) -}}
+{{- fail (printf "config.cloud.allowed_endpoints has %q: a * matches exactly one DNS label, and a * directly above a two-label domain is refused (the provider would stop at start-up): earlier versions read it as every host under the domain, at any depth, which for aliyuncs.com includes names that tenants own, such as OSS buckets. List the endpoints instead, e.g. the chart's default (remove allowed_endpoints from your values): kms.*.aliyuncs.com, kms-vpc.*.aliyuncs.com, *.cryptoservice.kms.aliyuncs.com, oos.*.aliyuncs.com, oos-vpc.*.aliyuncs.com, sts.aliyuncs.com, sts.*.aliyuncs.com, sts-vpc.*.aliyuncs.com" $pattern) -}}
 {{- end -}}
 {{- end -}}
 {{- $identity := default dict (default dict .Values.config).identity -}}

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 pub use contract::net::{
-    Endpoint, Pattern, Scheme, is_host_name, is_valid_product, parse_endpoint_url, parse_pattern,
-    split_host_port, validate_pattern,
+    ALIBABA_CLOUD_ENDPOINT_PATTERNS, Endpoint, Pattern, Scheme, is_host_name, is_valid_product,
+    parse_endpoint_url, parse_pattern, split_host_port, validate_pattern,
 };
 
 /// Resolves the endpoint of each call.
@@ -158,15 +158,15 @@ impl EndpointResolver {
             ));
         }
         let port = endpoint.effective_port();
-        let allowed = self.allowed.iter().any(|pattern| match pattern {
-            Pattern::Suffix(suffix) => {
-                port == 443 && endpoint.host.ends_with(&format!(".{suffix}"))
-            }
-            Pattern::Exact(host, p) => *host == endpoint.host && p.unwrap_or(443) == port,
-        });
-        if allowed {
+        if self
+            .allowed
+            .iter()
+            .any(|pattern| pattern.matches(&endpoint.host, port))
+        {
             Ok(endpoint)
         } else {
+            // The patterns are not listed: this reaches the tenant's pod
+            // events, and they may name the operator's internal hosts.
             Err(format!(
                 "endpoint {requested:?} is not allowed by the provider's network policy (config key cloud.allowed_endpoints)"
             ))
@@ -253,15 +253,35 @@ mod tests {
         let r = resolver(Cloud::default(), &[]);
         for ok in [
             "kst-hzz62ee.cryptoservice.kms.aliyuncs.com",
+            "kst-hzz62ee817bvyyr5x1234.cryptoservice.kms.aliyuncs.com:443",
+            "https://kst-hzz62ee817bvyyr5x1234.cryptoservice.kms.aliyuncs.com",
             "kms.cn-hangzhou.aliyuncs.com",
+            "kms-vpc.cn-hangzhou.aliyuncs.com",
             "https://kms-vpc.cn-shanghai.aliyuncs.com",
             "kms.cn-hangzhou.aliyuncs.com:443",
+            "KMS.CN-HANGZHOU.ALIYUNCS.COM",
+            "oos.cn-hangzhou.aliyuncs.com",
+            "oos-vpc.ap-southeast-1.aliyuncs.com",
+            "sts.aliyuncs.com",
+            "sts.cn-hangzhou.aliyuncs.com",
+            "sts-vpc.cn-hangzhou.aliyuncs.com",
         ] {
             assert!(r.resolve("kms", "cn-hangzhou", Some(ok)).is_ok(), "{ok}");
         }
         for bad in [
+            // hosts that tenants own under aliyuncs.com (the old default let them through)
+            "my-bucket.oss-cn-hangzhou.aliyuncs.com",
+            "https://my-bucket.oss-cn-hangzhou-internal.aliyuncs.com",
+            "my-app.cn-hangzhou.fcapp.run",
+            // the region is exactly one label
+            "kms.evil.com.cn-hangzhou.aliyuncs.com",
+            "a.b.cryptoservice.kms.aliyuncs.com",
+            "cryptoservice.kms.aliyuncs.com",
+            "kms.aliyuncs.com",
+            "ecs.cn-hangzhou.aliyuncs.com",
             "attacker.example.com",
             "aliyuncs.com.evil.io",
+            "kms.cn-hangzhou.aliyuncs.com.evil.io",
             "evilaliyuncs.com",
             "http://kms.cn-hangzhou.aliyuncs.com",
             "kms.cn-hangzhou.aliyuncs.com:8443",
@@ -272,10 +292,57 @@ mod tests {
             let e = r.resolve("kms", "cn-hangzhou", Some(bad)).unwrap_err();
             assert!(!e.is_empty(), "{bad}");
         }
-        let e = r
-            .resolve("kms", "cn-hangzhou", Some("attacker.example.com"))
-            .unwrap_err();
-        assert!(e.contains("cloud.allowed_endpoints"), "{e}");
+        for refused in [
+            "attacker.example.com",
+            "my-bucket.oss-cn-hangzhou.aliyuncs.com",
+            "kms.evil.com.cn-hangzhou.aliyuncs.com",
+        ] {
+            let e = r.resolve("kms", "cn-hangzhou", Some(refused)).unwrap_err();
+            assert!(e.contains("cloud.allowed_endpoints"), "{e}");
+        }
+    }
+
+    #[test]
+    fn operator_patterns() {
+        let r = resolver(
+            Cloud {
+                allowed_endpoints: vec![
+                    "kms.internal:8443".into(),
+                    "*.kms.example.com".into(),
+                    "secrets.*.corp.example".into(),
+                ],
+                ..Cloud::default()
+            },
+            &[],
+        );
+        for ok in [
+            "kms.internal:8443",
+            "https://kms.internal:8443",
+            "a.kms.example.com",
+            "secrets.eu.corp.example",
+        ] {
+            assert!(r.resolve("kms", "x", Some(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "kms.internal",
+            "a.b.kms.example.com",
+            "kms.example.com",
+            "secrets.corp.example",
+            "kms.cn-hangzhou.aliyuncs.com",
+        ] {
+            assert!(r.resolve("kms", "x", Some(bad)).is_err(), "{bad}");
+        }
+        // the old default stops start-up, saying what to write now
+        let e = EndpointResolver::new(
+            &Cloud {
+                allowed_endpoints: vec!["*.aliyuncs.com".into()],
+                ..Cloud::default()
+            },
+            std::iter::empty(),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("cloud.allowed_endpoints: "), "{e}");
+        assert!(e.contains("\"kms.*.aliyuncs.com\""), "{e}");
     }
 
     #[test]
@@ -313,12 +380,19 @@ mod tests {
 
     #[test]
     fn patterns_and_urls() {
-        for ok in ["*.aliyuncs.com", "kms.internal", "kms.internal:8443"] {
+        for ok in [
+            "kms.*.aliyuncs.com",
+            "*.cryptoservice.kms.aliyuncs.com",
+            "kms.internal",
+            "kms.internal:8443",
+        ] {
             assert!(validate_pattern(ok).is_ok(), "{ok}");
         }
         for bad in [
             "*",
             "*.com",
+            "*.aliyuncs.com",
+            "kms*.aliyuncs.com",
             "https://x.com",
             "x.com/p",
             "bad host",

@@ -1,14 +1,18 @@
 //! Outbound HTTP for plugins, made by the host: only to the origins the
 //! operator allowed for the plugin, redirects re-checked against the same
-//! allowlist, internal addresses (loopback, link-local, cloud metadata)
-//! refused at every hop — also when a name resolves to one (DNS rebinding) —
-//! unless the operator allows them, with timeouts and a response size cap.
+//! allowlist, internal addresses (private, shared, loopback, link-local,
+//! unique-local, cloud metadata, reserved, … see
+//! [`contract::net::internal_range`]) refused at every hop — also when a name
+//! resolves to one (DNS rebinding) — unless the operator allows them, with
+//! timeouts and a response size cap.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use contract::net::{Origin, is_internal, origin_of, parse_origin};
+pub use contract::net::{
+    InternalAddress, Origin, internal_range, is_internal, origin_of, parse_origin,
+};
 
 /// Methods a plugin may use.
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
@@ -30,6 +34,8 @@ pub struct Egress {
 struct Policy {
     origins: Vec<Origin>,
     allow_internal: bool,
+    /// `plugins.<type>.capabilities.allow_internal_addresses`, for messages.
+    grant_key: String,
 }
 
 impl Policy {
@@ -47,12 +53,10 @@ impl Policy {
             ));
         }
         if let Ok(ip) = origin.host.parse::<IpAddr>()
-            && is_internal(ip)
             && !self.allow_internal
+            && let Some(reason) = internal_range(ip)
         {
-            return Err(format!(
-                "{ip} is a loopback, link-local or metadata address (capabilities.allow_internal_addresses is false)"
-            ));
+            return Err(format!("{reason}; {} is false", self.grant_key));
         }
         Ok(())
     }
@@ -61,24 +65,60 @@ impl Policy {
 /// Resolves names, then drops internal addresses (unless allowed), so an
 /// allowed name that resolves to the metadata server goes nowhere.
 struct FilteringResolver {
-    allow_internal: bool,
+    policy: Arc<Policy>,
+}
+
+/// Reasons listed at most in one refusal.
+const MAX_REASONS: usize = 4;
+
+impl Policy {
+    /// The addresses of `host` the plugin may reach, or why there is none.
+    fn filter_resolved(
+        &self,
+        host: &str,
+        resolved: impl IntoIterator<Item = SocketAddr>,
+    ) -> Result<Vec<SocketAddr>, String> {
+        let mut reachable = Vec::new();
+        let mut refused = Vec::new();
+        for addr in resolved {
+            match internal_range(addr.ip()) {
+                Some(reason) if !self.allow_internal => {
+                    if !refused.contains(&reason) {
+                        refused.push(reason);
+                    }
+                }
+                _ => reachable.push(addr),
+            }
+        }
+        if !reachable.is_empty() {
+            return Ok(reachable);
+        }
+        if refused.is_empty() {
+            return Err(format!("{host} resolves to no address"));
+        }
+        let mut reasons: Vec<String> = refused
+            .iter()
+            .take(MAX_REASONS)
+            .map(ToString::to_string)
+            .collect();
+        if refused.len() > MAX_REASONS {
+            reasons.push(format!("and {} more", refused.len() - MAX_REASONS));
+        }
+        Err(format!(
+            "{host} resolves to no address the plugin may reach: {}; {} is false",
+            reasons.join("; "),
+            self.grant_key
+        ))
+    }
 }
 
 impl reqwest::dns::Resolve for FilteringResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow_internal = self.allow_internal;
+        let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| allow_internal || !is_internal(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(format!(
-                    "{host} resolves to no address the plugin may reach (loopback, link-local and metadata addresses are refused)"
-                )
-                .into());
-            }
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let addrs = policy.filter_resolved(&host, resolved)?;
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
         })
@@ -86,8 +126,9 @@ impl reqwest::dns::Resolve for FilteringResolver {
 }
 
 impl Egress {
-    /// The egress of a plugin allowed `origins`.
+    /// The egress of the plugin routed as `object_type`, allowed `origins`.
     pub fn new(
+        object_type: &str,
         origins: &[String],
         allow_internal: bool,
         timeout: Duration,
@@ -102,6 +143,7 @@ impl Egress {
         let policy = Arc::new(Policy {
             origins,
             allow_internal,
+            grant_key: format!("plugins.{object_type}.capabilities.allow_internal_addresses"),
         });
         let redirect_policy = policy.clone();
         let mut builder = reqwest::Client::builder();
@@ -117,7 +159,9 @@ impl Egress {
         let client = builder
             .no_proxy()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .dns_resolver(Arc::new(FilteringResolver { allow_internal }))
+            .dns_resolver(Arc::new(FilteringResolver {
+                policy: policy.clone(),
+            }))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
@@ -283,38 +327,51 @@ mod tests {
         ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
+        // every range and its edges: contract::net's tests
         for ip in [
             "127.0.0.1",
             "169.254.169.254",
             "100.100.100.200",
+            "100.100.100.201",
             "0.0.0.0",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "198.18.0.1",
             "::1",
             "fe80::1",
+            "fd00::1",
             "::ffff:169.254.1.1",
+            "64:ff9b::a00:1",
+            "2001:db8::1",
             "224.0.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
-        for ip in [
-            "10.0.0.1",
-            "192.168.1.1",
-            "8.8.8.8",
-            "100.100.100.201",
-            "2001:db8::1",
-        ] {
+        for ip in ["8.8.8.8", "47.96.0.1", "2400:3200::1", "::ffff:8.8.8.8"] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    fn policy(origins: &[&str], allow_internal: bool) -> Policy {
+        Policy {
+            origins: origins.iter().map(|o| parse_origin(o).unwrap()).collect(),
+            allow_internal,
+            grant_key: "plugins.vault.capabilities.allow_internal_addresses".into(),
         }
     }
 
     #[test]
     fn the_policy_matches_origins_exactly() {
-        let policy = Policy {
-            origins: vec![
-                parse_origin("https://vault.internal:8200").unwrap(),
-                parse_origin("https://127.0.0.1").unwrap(),
+        let policy = policy(
+            &[
+                "https://vault.internal:8200",
+                "https://127.0.0.1",
+                "https://10.1.2.3",
+                "https://[::ffff:a01:203]",
             ],
-            allow_internal: false,
-        };
+            false,
+        );
         let check = |u: &str| policy.check(&url::Url::parse(u).unwrap());
         assert!(check("https://vault.internal:8200/v1/secret").is_ok());
         assert!(check("https://VAULT.internal:8200/x?y").is_ok());
@@ -329,10 +386,68 @@ mod tests {
                 "{bad}"
             );
         }
+        assert_eq!(
+            check("https://10.1.2.3/").unwrap_err(),
+            "10.1.2.3 is in 10.0.0.0/8 (private, RFC 1918); plugins.vault.capabilities.allow_internal_addresses is false"
+        );
         assert!(
             check("https://127.0.0.1/")
                 .unwrap_err()
-                .contains("allow_internal_addresses")
+                .starts_with("127.0.0.1 is in 127.0.0.0/8 (loopback")
+        );
+        let mapped = check("https://[::ffff:a01:203]/").unwrap_err();
+        assert!(
+            mapped.contains("::ffff:0:0/96") && mapped.contains("10.1.2.3 is in 10.0.0.0/8"),
+            "{mapped}"
+        );
+    }
+
+    #[test]
+    fn resolved_addresses_are_filtered_and_refusals_name_the_ranges() {
+        let addr = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 0);
+        let strict = policy(&[], false);
+        // an internal address among public ones is dropped
+        assert_eq!(
+            strict
+                .filter_resolved("vault.example", [addr("10.0.0.1"), addr("8.8.8.8")])
+                .unwrap(),
+            [addr("8.8.8.8")]
+        );
+        let e = strict
+            .filter_resolved(
+                "vault.example",
+                [addr("10.0.0.1"), addr("fd00::1"), addr("10.0.0.1")],
+            )
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "vault.example resolves to no address the plugin may reach: 10.0.0.1 is in 10.0.0.0/8 (private, RFC 1918); fd00::1 is in fc00::/7 (unique local, RFC 4193); plugins.vault.capabilities.allow_internal_addresses is false"
+        );
+        let many = [
+            "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6",
+        ];
+        let e = strict
+            .filter_resolved("x", many.iter().map(|ip| addr(ip)))
+            .unwrap_err();
+        assert!(
+            e.contains("10.0.0.4 is in") && !e.contains("10.0.0.5"),
+            "{e}"
+        );
+        assert!(e.contains("and 2 more"), "{e}");
+        assert!(
+            strict
+                .filter_resolved("x", [])
+                .unwrap_err()
+                .contains("no address")
+        );
+        // granted: everything is kept
+        let granted = policy(&[], true);
+        assert_eq!(
+            granted
+                .filter_resolved("localhost", [addr("127.0.0.1"), addr("::1")])
+                .unwrap()
+                .len(),
+            2
         );
     }
 }

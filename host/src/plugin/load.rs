@@ -108,13 +108,18 @@ fn check_version(version: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// What the route grants, with its HTTP client.
-pub fn grants(route: &PluginRoute, limits: &PluginLimits) -> Result<Grants, String> {
+/// What the route of `object_type` grants, with its HTTP client.
+pub fn grants(
+    object_type: &str,
+    route: &PluginRoute,
+    limits: &PluginLimits,
+) -> Result<Grants, String> {
     let caps = &route.capabilities;
     let egress = if caps.http.is_empty() {
         None
     } else {
         Some(Egress::new(
+            object_type,
             &caps.http,
             caps.allow_internal_addresses,
             limits.http_timeout,

@@ -5,10 +5,9 @@
 //! the endpoint. `binary` secrets are base64-decoded, as the upstream provider
 //! does; the version is the response's `VersionId`.
 
-use base64::Engine as _;
 use plugin_sdk::cloud::{self, ApiError, ApiRequest};
-use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo};
-use serde::Deserialize;
+use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo, content};
+use serde_json::Value;
 
 struct Kms;
 
@@ -37,40 +36,53 @@ pub fn build_call(request: &ObjectRequest) -> ApiRequest {
         .endpoint(request.endpoint.clone())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct GetSecretValueResponse {
-    secret_data: Option<String>,
-    secret_data_type: Option<String>,
-    version_id: Option<String>,
-}
-
 /// Reads a `GetSecretValue` response body into the object's bytes and version.
+///
+/// The body is read as a [`Value`] and its fields picked by hand: a typed
+/// deserialization's error would quote a mistyped `SecretData`, and every
+/// error here reaches the pod's events. Errors say what is wrong and where,
+/// never a character of the secret.
 pub fn parse_response(name: &str, body: &[u8]) -> Result<FetchedObject, FetchError> {
-    let response: GetSecretValueResponse = serde_json::from_slice(body).map_err(|e| {
+    let malformed = |why: String| {
         FetchError::Other(format!(
-            "KMS GetSecretValue for secret {name:?} returned a response that is not the expected JSON: {e}"
+            "KMS GetSecretValue for secret {name:?} returned a response that is not the expected JSON: {why}"
         ))
-    })?;
+    };
+    let response = content::json(body).map_err(malformed)?;
+    let Some(fields) = response.as_object() else {
+        return Err(malformed(format!(
+            "the body is {}, not an object",
+            content::kind_of(&response)
+        )));
+    };
+    let string = |field: &str| match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(malformed(format!(
+            "{field} is {}, not a string",
+            content::kind_of(other)
+        ))),
+    };
     let missing = |field: &str| {
         FetchError::Other(format!(
             "KMS GetSecretValue for secret {name:?} returned no {field}"
         ))
     };
-    let data = response.secret_data.ok_or_else(|| missing("SecretData"))?;
-    let version = response.version_id.ok_or_else(|| missing("VersionId"))?;
-    let contents = if response.secret_data_type.as_deref() == Some("binary") {
-        base64::engine::general_purpose::STANDARD
-            .decode(data.trim())
-            .map_err(|e| {
-                FetchError::Other(format!(
-                    "decode binary data error: {e}, key: {name} (a binary KMS secret must hold base64 text)"
-                ))
-            })?
+    let data = string("SecretData")?.ok_or_else(|| missing("SecretData"))?;
+    let version = string("VersionId")?.ok_or_else(|| missing("VersionId"))?;
+    let contents = if string("SecretDataType")?.map(String::as_str) == Some("binary") {
+        content::base64(data).map_err(|e| {
+            FetchError::Other(format!(
+                "decode binary data error: {e}, key: {name} (a binary KMS secret must hold base64 text)"
+            ))
+        })?
     } else {
-        data.into_bytes()
+        data.clone().into_bytes()
     };
-    Ok(FetchedObject { contents, version })
+    Ok(FetchedObject {
+        contents,
+        version: version.clone(),
+    })
 }
 
 /// Maps a KMS error: KMS reports a missing secret or version as
@@ -157,6 +169,88 @@ mod tests {
         )
         .unwrap_err();
         assert!(describe_fetch_error(&err).starts_with("error: decode binary data error"));
+    }
+
+    /// Every character of these secrets is one no legitimate message has.
+    const MARKS: &[char] = &['§', '¤', 'Ж', '¶', '#', '~'];
+
+    fn error_of(body: &str) -> String {
+        let message = describe_fetch_error(&parse_response("db", body.as_bytes()).unwrap_err());
+        assert!(
+            !message.contains(MARKS) && !message.contains("4242424242"),
+            "the secret leaked: {message}"
+        );
+        message
+    }
+
+    #[test]
+    fn invalid_base64_is_located_not_quoted() {
+        // base64's own error said "Invalid symbol 35, offset 4": the byte.
+        assert_eq!(
+            error_of(r#"{"VersionId":"v1","SecretData":"QUJD#RUZH","SecretDataType":"binary"}"#),
+            "error: decode binary data error: not valid base64: invalid character at byte offset 4 of 9, key: db (a binary KMS secret must hold base64 text)"
+        );
+        assert!(
+            error_of(r#"{"VersionId":"v1","SecretData":"§¤Ж¶","SecretDataType":"binary"}"#)
+                .contains("invalid character at byte offset 0 of 8")
+        );
+        assert!(
+            error_of(r#"{"VersionId":"v1","SecretData":"QUJ=","SecretDataType":"binary"}"#)
+                .contains("the last character, at byte offset 2 of 4, has bits set")
+        );
+        assert!(
+            error_of(r#"{"VersionId":"v1","SecretData":"QUJDR","SecretDataType":"binary"}"#)
+                .contains("not valid base64: invalid length")
+        );
+        assert!(
+            error_of(r#"{"VersionId":"v1","SecretData":"QUI","SecretDataType":"binary"}"#)
+                .contains("not valid base64: invalid padding")
+        );
+    }
+
+    #[test]
+    fn mistyped_and_broken_answers_name_the_field_not_the_value() {
+        let prefix = "error: KMS GetSecretValue for secret \"db\" returned a response that is not the expected JSON: ";
+        for (body, want) in [
+            (
+                r#"{"VersionId":"v1","SecretData":4242424242}"#,
+                "SecretData is a number, not a string",
+            ),
+            (
+                r#"{"VersionId":"v1","SecretData":{"§¤":"Ж¶"}}"#,
+                "SecretData is an object, not a string",
+            ),
+            (
+                r#"{"VersionId":"v1","SecretData":["§¤Ж¶"]}"#,
+                "SecretData is an array, not a string",
+            ),
+            (
+                r#"{"VersionId":7,"SecretData":"§¤Ж¶"}"#,
+                "VersionId is a number, not a string",
+            ),
+            (
+                r#"{"VersionId":"v1","SecretData":"§¤Ж¶","SecretDataType":true}"#,
+                "SecretDataType is a boolean, not a string",
+            ),
+            (r#""§¤Ж¶""#, "the body is a string, not an object"),
+            (
+                r#"{"VersionId":"v1","SecretData":"§¤Ж¶"#,
+                "not valid JSON: unexpected end inside a string at line 1, column 40",
+            ),
+            (
+                r#"{"VersionId":"v1","SecretData":"§¤\Ж¶"}"#,
+                "not valid JSON: invalid escape in a string at line 1, column 38",
+            ),
+        ] {
+            assert_eq!(error_of(body), format!("{prefix}{want}"), "{body}");
+        }
+        let not_utf8 = b"{\"VersionId\":\"v1\",\"SecretData\":\"\xa7\xa4\"}";
+        let message = describe_fetch_error(&parse_response("db", not_utf8).unwrap_err());
+        assert!(
+            message
+                .ends_with("it is not UTF-8 text (invalid byte sequence at byte offset 32 of 36)"),
+            "{message}"
+        );
     }
 
     #[test]

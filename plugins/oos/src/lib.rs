@@ -6,8 +6,8 @@
 //! so a changed parameter was never seen as a new version).
 
 use plugin_sdk::cloud::{self, ApiError, ApiRequest};
-use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo};
-use serde::Deserialize;
+use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo, content};
+use serde_json::Value;
 
 struct Oos;
 
@@ -54,39 +54,62 @@ pub fn build_call(request: &ObjectRequest) -> Result<ApiRequest, FetchError> {
         .endpoint(request.endpoint.clone()))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct GetSecretParameterResponse {
-    parameter: Option<Parameter>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Parameter {
-    value: Option<String>,
-    parameter_version: Option<serde_json::Value>,
-}
-
 /// Reads a `GetSecretParameter` response body into the value and version.
+///
+/// The body is read as a [`Value`] and its fields picked by hand: a typed
+/// deserialization's error would quote a mistyped `Value` (or a `Parameter`
+/// that is a string), and every error here reaches the pod's events. Errors
+/// say what is wrong and where, never a character of the parameter.
 pub fn parse_response(name: &str, body: &[u8]) -> Result<FetchedObject, FetchError> {
-    let response: GetSecretParameterResponse = serde_json::from_slice(body).map_err(|e| {
+    let malformed = |why: String| {
         FetchError::Other(format!(
-            "OOS GetSecretParameter for parameter {name:?} returned a response that is not the expected JSON: {e}"
+            "OOS GetSecretParameter for parameter {name:?} returned a response that is not the expected JSON: {why}"
         ))
-    })?;
+    };
     let missing = |field: &str| {
         FetchError::Other(format!(
             "OOS GetSecretParameter for parameter {name:?} returned no {field}"
         ))
     };
-    let parameter = response.parameter.ok_or_else(|| missing("Parameter"))?;
-    let value = parameter.value.ok_or_else(|| missing("Parameter.Value"))?;
-    let version = match parameter.parameter_version {
-        Some(serde_json::Value::Number(n)) => n.to_string(),
-        Some(serde_json::Value::String(s)) if !s.is_empty() => s,
-        _ => return Err(missing("Parameter.ParameterVersion")),
+    let response = content::json(body).map_err(malformed)?;
+    let not_an_object = |what: &str, value: &Value| {
+        malformed(format!(
+            "{what} is {}, not an object",
+            content::kind_of(value)
+        ))
     };
-    Ok(FetchedObject::new(value.into_bytes(), version))
+    let Some(fields) = response.as_object() else {
+        return Err(not_an_object("the body", &response));
+    };
+    let parameter = match fields.get("Parameter") {
+        None | Some(Value::Null) => return Err(missing("Parameter")),
+        Some(Value::Object(parameter)) => parameter,
+        Some(other) => return Err(not_an_object("Parameter", other)),
+    };
+    let value = match parameter.get("Value") {
+        None | Some(Value::Null) => return Err(missing("Parameter.Value")),
+        Some(Value::String(value)) => value,
+        Some(other) => {
+            return Err(malformed(format!(
+                "Parameter.Value is {}, not a string",
+                content::kind_of(other)
+            )));
+        }
+    };
+    let version = match parameter.get("ParameterVersion") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            return Err(missing("Parameter.ParameterVersion"));
+        }
+        Some(other) => {
+            return Err(malformed(format!(
+                "Parameter.ParameterVersion is {}, not a number",
+                content::kind_of(other)
+            )));
+        }
+    };
+    Ok(FetchedObject::new(value.clone().into_bytes(), version))
 }
 
 /// Maps an OOS error; a missing parameter is `EntityNotExists.Parameter`.
@@ -163,6 +186,56 @@ mod tests {
         assert_eq!(object.version, "3");
         let err = parse_response("p", br#"{"Parameter":{"ParameterVersion":1}}"#).unwrap_err();
         assert!(describe_fetch_error(&err).contains("no Parameter.Value"));
+    }
+
+    /// Every character of these values is one no legitimate message has.
+    const MARKS: &[char] = &['§', '¤', 'Ж', '¶'];
+
+    #[test]
+    fn unexpected_answers_name_the_field_not_the_value() {
+        let prefix = "error: OOS GetSecretParameter for parameter \"p\" returned ";
+        for (body, want) in [
+            (
+                r#"{"Parameter":"§¤Ж¶"}"#,
+                "a response that is not the expected JSON: Parameter is a string, not an object",
+            ),
+            (
+                r#"{"Parameter":["§¤Ж¶"]}"#,
+                "a response that is not the expected JSON: Parameter is an array, not an object",
+            ),
+            (
+                r#"{"Parameter":{"ParameterVersion":1,"Value":4242424242}}"#,
+                "a response that is not the expected JSON: Parameter.Value is a number, not a string",
+            ),
+            (
+                r#"{"Parameter":{"ParameterVersion":1,"Value":{"§":"¤Ж¶"}}}"#,
+                "a response that is not the expected JSON: Parameter.Value is an object, not a string",
+            ),
+            (
+                r#"{"Parameter":{"ParameterVersion":true,"Value":"§¤Ж¶"}}"#,
+                "a response that is not the expected JSON: Parameter.ParameterVersion is a boolean, not a number",
+            ),
+            (
+                r#"{"Parameter":{"ParameterVersion":"","Value":"§¤Ж¶"}}"#,
+                "no Parameter.ParameterVersion",
+            ),
+            (r#"{"RequestId":"r"}"#, "no Parameter"),
+            (
+                r#"["§¤Ж¶"]"#,
+                "a response that is not the expected JSON: the body is an array, not an object",
+            ),
+            (
+                r#"{"Parameter":{"Value":"§¤Ж¶" ]"#,
+                "a response that is not the expected JSON: not valid JSON: expected ',' or '}' at line 1, column 34",
+            ),
+        ] {
+            let message = describe_fetch_error(&parse_response("p", body.as_bytes()).unwrap_err());
+            assert!(
+                !message.contains(MARKS) && !message.contains("4242424242"),
+                "the value leaked: {message}"
+            );
+            assert_eq!(message, format!("{prefix}{want}"), "{body}");
+        }
     }
 
     #[test]

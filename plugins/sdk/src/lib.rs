@@ -23,7 +23,9 @@
 //!
 //! Host services: [`cloud`] (signed Alibaba Cloud calls), [`http`] (outbound
 //! HTTP within the operator's allowlist), [`identity`] (the pod's token,
-//! nodePublishSecretRef keys, pod info — each only when granted) and [`log`].
+//! nodePublishSecretRef keys, pod info — each only when granted) and [`log`];
+//! [`content`] reads base64, JSON and UTF-8 with errors that never quote the
+//! content.
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2` (crate type
 //! `cdylib`) and route an `objectType` to the `.wasm` file in config.toml.
@@ -49,6 +51,7 @@ pub use bindings::alibabacloud_csi::plugin::types::Parameter;
 pub use bindings::{FetchError, FetchedObject, ObjectRequest, PluginInfo};
 
 pub mod cloud;
+pub mod content;
 pub mod http;
 pub mod identity;
 pub mod log;

@@ -39,7 +39,8 @@ impl Backend for Vault {
         let (url, what) = read_url(&request, address)?;
         let token = token(&request, address, &what)?;
         let answer = http::get(&url).header("x-vault-token", &token).send();
-        let body = vault_json(answer.map_err(|e| http::fetch_error(&what, &e))?, &what)?;
+        let answer = answer.map_err(|e| http::fetch_error(&what, &e))?;
+        let body = vault_json(answer, &what, &[&token])?;
         secret_file(&body["data"], request.parameter("field"), &what)
     }
 }
@@ -61,7 +62,7 @@ fn token(request: &ObjectRequest, address: &str, what: &str) -> Result<String, F
         .send()
         .map_err(|e| http::fetch_error(&context, &e))?;
     // Vault answers 400 (or 403) to a role or service account it refuses.
-    let body = match vault_json(login, &context) {
+    let body = match vault_json(login, &context, &[&jwt]) {
         Err(FetchError::InvalidRequest(m)) => return Err(FetchError::PermissionDenied(m)),
         body => body?,
     };
@@ -89,16 +90,35 @@ fn read_url(request: &ObjectRequest, address: &str) -> Result<(String, String), 
 }
 
 /// The JSON of a 2xx answer; else the error its status means, with Vault's
-/// `errors` in the message.
-fn vault_json(answer: Response, context: &str) -> Result<Value, FetchError> {
+/// `errors` in the message: shortened, and without `sent` (the token or JWT
+/// the request carried), should Vault echo it.
+fn vault_json(answer: Response, context: &str, sent: &[&str]) -> Result<Value, FetchError> {
     let body = answer.json(context);
     let errors = body.as_ref().ok().and_then(|b| b["errors"].as_array());
     let context = match errors.filter(|e| !e.is_empty()) {
-        Some(e) => format!("{context}: Vault says {}", Value::from(e.clone())),
+        Some(e) => format!(
+            "{context}: Vault says {}",
+            vault_errors(&Value::from(e.clone()).to_string(), sent)
+        ),
         None => context.to_string(),
     };
     answer.error_for_status(&context)?;
     body
+}
+
+/// Vault's `errors` as shown in a message: what the request sent removed,
+/// control characters dropped, at most 300 characters.
+fn vault_errors(text: &str, sent: &[&str]) -> String {
+    let redacted = sent
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .fold(text.to_string(), |text, s| text.replace(s, "<redacted>"));
+    let clean: Vec<char> = redacted.chars().filter(|c| !c.is_control()).collect();
+    let mut shown: String = clean.iter().take(300).collect();
+    if clean.len() > 300 {
+        shown.push('…');
+    }
+    shown
 }
 
 /// The file of a KV v2 read's `data`: `{"data": {...}, "metadata": {"version": N}}`.
@@ -207,29 +227,52 @@ mod tests {
 
     #[test]
     fn vault_errors_map_to_fetch_errors() {
-        assert_eq!(vault_json(answer(200, r#"{"a":1}"#), "c").unwrap()["a"], 1);
+        assert_eq!(
+            vault_json(answer(200, r#"{"a":1}"#), "c", &[]).unwrap()["a"],
+            1
+        );
         assert_eq!(
             error(vault_json(
                 answer(403, r#"{"errors":["permission denied"]}"#),
-                "c"
+                "c",
+                &[]
             )),
             r#"permission denied: c: Vault says ["permission denied"]: HTTP 403"#
         );
         assert_eq!(
-            error(vault_json(answer(404, r#"{"errors":[]}"#), "c")),
+            error(vault_json(answer(404, r#"{"errors":[]}"#), "c", &[])),
             "not found: c: HTTP 404"
         );
         assert_eq!(
             error(vault_json(
                 answer(400, r#"{"errors":["invalid role name \"x\""]}"#),
-                "c"
+                "c",
+                &[]
             )),
             r#"invalid request: c: Vault says ["invalid role name \"x\""]: HTTP 400"#
         );
         assert_eq!(
-            error(vault_json(answer(503, "<html>"), "c")),
+            error(vault_json(answer(503, "<html>"), "c", &[])),
             "unavailable: c: HTTP 503"
         );
-        assert!(error(vault_json(answer(200, "<html>"), "c")).contains("not JSON"));
+        assert_eq!(
+            error(vault_json(answer(200, "<html>§"), "c", &[])),
+            "error: c: the answer is not valid JSON: expected a value at line 1, column 1"
+        );
+    }
+
+    #[test]
+    fn what_the_request_sent_is_not_echoed() {
+        let echoed = r#"{"errors":["token hvs.SECRET-TOKEN-1 is invalid\n"]}"#;
+        assert_eq!(
+            error(vault_json(
+                answer(403, echoed),
+                "c",
+                &["hvs.SECRET-TOKEN-1"]
+            )),
+            r#"permission denied: c: Vault says ["token <redacted> is invalid\n"]: HTTP 403"#
+        );
+        let long = format!(r#"{{"errors":["{}"]}}"#, "x".repeat(1000));
+        assert!(error(vault_json(answer(400, &long), "c", &[])).len() < 400);
     }
 }

@@ -173,6 +173,7 @@ async fn internal_addresses_are_refused_unless_allowed() {
                 format!("http://localhost:{}", web.port()),
                 "http://100.100.100.200".into(),
                 "http://169.254.169.254".into(),
+                "http://10.0.0.1".into(),
             ],
             allow_internal_addresses: false,
             ..Capabilities::default()
@@ -182,20 +183,24 @@ async fn internal_addresses_are_refused_unless_allowed() {
     for (url, want) in [
         (
             format!("http://127.0.0.1:{}/ok", web.port()),
-            "loopback, link-local or metadata address",
+            "127.0.0.1 is in 127.0.0.0/8 (loopback, RFC 1122); plugins.testing.capabilities.allow_internal_addresses is false",
         ),
         (
             "http://100.100.100.200/latest/meta-data/".to_string(),
-            "loopback, link-local or metadata address",
+            "100.100.100.200 is in 100.100.100.200/32 (the Alibaba Cloud ECS metadata server)",
         ),
         (
             "http://169.254.169.254/".to_string(),
-            "loopback, link-local or metadata address",
+            "169.254.169.254 is in 169.254.0.0/16 (link-local",
+        ),
+        (
+            "http://10.0.0.1/".to_string(),
+            "10.0.0.1 is in 10.0.0.0/8 (private, RFC 1918)",
         ),
         // a name that resolves to an internal address (DNS rebinding) goes nowhere
         (
             format!("http://localhost:{}/ok", web.port()),
-            "resolves to no address the plugin may reach",
+            "localhost resolves to no address the plugin may reach: ",
         ),
     ] {
         let status = fetch(&provider, &format!("http:{url}")).await.unwrap_err();
@@ -204,6 +209,19 @@ async fn internal_addresses_are_refused_unless_allowed() {
             "{url}: {}",
             status.message()
         );
+    }
+    // the resolver's refusal names the ranges and the grant
+    let status = fetch(
+        &provider,
+        &format!("http:http://localhost:{}/ok", web.port()),
+    )
+    .await
+    .unwrap_err();
+    for want in [
+        "(loopback, RFC 1122)",
+        "plugins.testing.capabilities.allow_internal_addresses is false",
+    ] {
+        assert!(status.message().contains(want), "{}", status.message());
     }
     provider.stop().await;
 }

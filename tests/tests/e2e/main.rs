@@ -6,6 +6,7 @@ mod capabilities;
 mod errors;
 mod fairness;
 mod identity;
+mod leaks;
 mod logs;
 mod mount;
 mod plugins;
