@@ -160,7 +160,13 @@ fn cases() -> Vec<(&'static str, MountRequest, Code, &'static str)> {
             "jmesPath: 5,000 '!' then 'a'",
             request("tenant", &jmes(&format!("{}a", "!".repeat(5000)))),
             Code::InvalidArgument,
-            "jmesPath",
+            "jmesPath[0]: path is 5001 bytes long",
+        ),
+        (
+            "jmesPath: 500 '!' then 'a'",
+            request("tenant", &jmes(&format!("{}a", "!".repeat(500)))),
+            Code::InvalidArgument,
+            "MAX_NESTING_DEPTH",
         ),
         (
             "jmesPath: 5,000 '(' + 'a' + 5,000 ')'",
@@ -169,13 +175,19 @@ fn cases() -> Vec<(&'static str, MountRequest, Code, &'static str)> {
                 &jmes(&format!("{}a{}", "(".repeat(5000), ")".repeat(5000))),
             ),
             Code::InvalidArgument,
-            "jmesPath",
+            "jmesPath[0]: path is 10001 bytes long",
         ),
         (
             "jmesPath: a.a.a... (20,000 segments)",
             request("tenant", &jmes(&vec!["a"; 20_000].join("."))),
             Code::InvalidArgument,
-            "jmesPath",
+            "jmesPath[0]: path is 39999 bytes long",
+        ),
+        (
+            "jmesPath: a.a.a... (400 segments)",
+            request("tenant", &jmes(&vec!["a"; 400].join("."))),
+            Code::InvalidArgument,
+            "MAX_AST_DEPTH",
         ),
         (
             "jmesPath: a.a.a... (100,000 segments)",
@@ -190,7 +202,7 @@ fn cases() -> Vec<(&'static str, MountRequest, Code, &'static str)> {
                 &jmes(&format!("{}to_string(@)", "[@,@]|".repeat(30))),
             ),
             Code::InvalidArgument,
-            "jmesPath",
+            "EVAL_FUEL",
         ),
         (
             "YAML alias fan-out (2.4 KB)",
@@ -208,8 +220,8 @@ fn cases() -> Vec<(&'static str, MountRequest, Code, &'static str)> {
                     "]".repeat(100_000)
                 ),
             ),
-            Code::InvalidArgument,
-            "limits.max_objects_bytes",
+            Code::OutOfRange,
+            "message length too large",
         ),
         (
             "objectName nested in 20,000 '[' ... ']'",
@@ -276,7 +288,7 @@ fn cases() -> Vec<(&'static str, MountRequest, Code, &'static str)> {
         ),
         (
             "a YAML tag",
-            request("tenant", "- objectName: !!binary aGVsbG8=\n"),
+            request("tenant", "- objectName: !vault secret/db\n"),
             Code::InvalidArgument,
             "YAML tag",
         ),
