@@ -5,7 +5,8 @@
 //! an IPv4 and an IPv6 address.
 //!
 //! Invariants: no panic; what is accepted round-trips (an endpoint through
-//! its base URL, a pattern through its written form, an origin through
+//! its base URL, a pattern through its written form (and one without `*`
+//! matches its own host), an origin through
 //! scheme://host:port); accepted hosts are lowercase; `is_internal` of an
 //! IPv4 address equals that of its IPv4-mapped IPv6 form, and loopback,
 //! link-local and the metadata address are internal.
@@ -13,7 +14,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use contract::net::{self, Pattern};
+use contract::net;
 use libfuzzer_sys::fuzz_target;
 
 fn bracketed(host: &str) -> String {
@@ -33,26 +34,20 @@ fn check_text(text: &str) {
         assert!(endpoint.effective_port() > 0 || endpoint.port == Some(0));
     }
     match net::parse_pattern(text) {
-        Ok(Pattern::Suffix(suffix)) => {
-            assert!(net::is_host_name(&suffix) && suffix.contains('.'));
+        Ok(pattern) => {
+            // The written form parses back to the same pattern.
+            let written = pattern.to_string();
             assert_eq!(
-                net::parse_pattern(&format!("*.{suffix}")),
-                Ok(Pattern::Suffix(suffix.clone()))
+                net::parse_pattern(&written).as_ref(),
+                Ok(&pattern),
+                "{text:?} -> {written:?}"
             );
             assert!(net::validate_pattern(text).is_ok());
-        }
-        Ok(Pattern::Exact(host, port)) => {
-            assert!(net::is_host_name(&host), "{host:?}");
-            assert_eq!(host, host.to_ascii_lowercase());
-            let written = match port {
-                Some(p) => format!("{host}:{p}"),
-                None => host.clone(),
-            };
-            assert_eq!(
-                net::parse_pattern(&written),
-                Ok(Pattern::Exact(host.clone(), port)),
-                "{text:?}"
-            );
+            // A pattern without "*" matches its own host on its own port.
+            if !written.contains('*') {
+                let (host, port) = net::split_host_port(&written).unwrap();
+                assert!(pattern.matches(&host, port.unwrap_or(443)), "{written:?}");
+            }
         }
         Err(_) => assert!(net::validate_pattern(text).is_err()),
     }
@@ -102,6 +97,12 @@ fn check_ip(data: &[u8]) {
     );
     if v4.is_loopback() || v4.is_link_local() || v4 == Ipv4Addr::new(100, 100, 100, 200) {
         assert!(internal, "{v4}");
+    }
+    if let Some(reason) = net::internal_range(IpAddr::V4(v4)) {
+        assert!(reason.to_string().starts_with(&v4.to_string()));
+    }
+    if let Some(reason) = net::internal_range(IpAddr::V6(v6)) {
+        assert!(reason.to_string().starts_with(&v6.to_string()));
     }
     let internal6 = net::is_internal(IpAddr::V6(v6));
     if v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80 {
