@@ -86,9 +86,10 @@ pub fn parse_response(name: &str, body: &[u8]) -> Result<FetchedObject, FetchErr
 }
 
 /// Maps a KMS error: KMS reports a missing secret or version as
-/// `Forbidden.ResourceNotFound`, which is not a permission problem.
+/// `Forbidden.ResourceNotFound`, which is not a permission problem. The
+/// message starts as upstream's did: `failed fetching secret <name>: <error>`.
 pub fn map_error(name: &str, error: &ApiError) -> FetchError {
-    let context = format!("failed fetching secret {name} from KMS");
+    let context = format!("failed fetching secret {name}");
     match error {
         ApiError::Service(e) if e.code == "Forbidden.ResourceNotFound" => {
             FetchError::NotFound(format!("{context}: {}", cloud::describe(error)))
@@ -263,7 +264,7 @@ mod tests {
         });
         assert_eq!(
             describe_fetch_error(&map_error("db", &error)),
-            "not found: failed fetching secret db from KMS: Forbidden.ResourceNotFound: Resource not found. (request id r-9)"
+            "not found: failed fetching secret db: Forbidden.ResourceNotFound: Resource not found. (request id r-9)"
         );
         let denied = ApiError::Service(ServiceError {
             http_status: 403,

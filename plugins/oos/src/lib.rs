@@ -1,12 +1,18 @@
 //! Built-in backend for Alibaba Cloud OOS encrypted parameters (`objectType: oos`).
 //!
 //! One `GetSecretParameter` (API 2019-06-01, `WithDecryption=true`) per
-//! object: `objectVersion` selects the `ParameterVersion`; the version
-//! returned is the response's `ParameterVersion` (upstream always said "v1",
-//! so a changed parameter was never seen as a new version).
+//! object: an `objectVersion` that is a number selects the
+//! `ParameterVersion`; the version returned is the response's
+//! `ParameterVersion` (upstream always said "v1", so a changed parameter was
+//! never seen as a new version).
+//!
+//! The fields the upstream provider ignored for OOS objects are ignored
+//! here too, each with a warning in the log: `objectVersionLabel` (OOS has
+//! no version stages), `kmsEndpoint` (a KMS endpoint), and an
+//! `objectVersion` that is not a number (such as the "v1" upstream reported).
 
 use plugin_sdk::cloud::{self, ApiError, ApiRequest};
-use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo, content};
+use plugin_sdk::{Backend, FetchError, FetchedObject, ObjectRequest, PluginInfo, content, log};
 use serde_json::Value;
 
 struct Oos;
@@ -20,38 +26,68 @@ impl Backend for Oos {
     fn fetch(request: ObjectRequest) -> Result<FetchedObject, FetchError> {
         request.expect_parameters(&[])?;
         let call = build_call(&request)?;
-        let response = call.send().map_err(|e| map_error(&request.name, &e))?;
+        for warning in &call.ignored {
+            log::warn(warning);
+        }
+        let response = call.api.send().map_err(|e| map_error(&request.name, &e))?;
         parse_response(&request.name, &response.body)
     }
 }
 
 plugin_sdk::export_backend!(Oos);
 
+/// The `GetSecretParameter` call for an object, and what of the object it
+/// ignores (one warning each).
+#[derive(Debug)]
+pub struct Call {
+    /// The API call.
+    pub api: ApiRequest,
+    /// The ignored fields, described for the log.
+    pub ignored: Vec<String>,
+}
+
+/// Highest `ParameterVersion` an `objectVersion` may pin.
+pub const MAX_PARAMETER_VERSION: u32 = 100;
+
 /// The `GetSecretParameter` call for `request`.
-pub fn build_call(request: &ObjectRequest) -> Result<ApiRequest, FetchError> {
-    if request.version_label.is_some() {
-        return Err(FetchError::InvalidRequest(format!(
-            "objectVersionLabel is not supported for OOS parameter {}: OOS parameters have numbered versions only; use objectVersion",
-            request.name
-        )));
+pub fn build_call(request: &ObjectRequest) -> Result<Call, FetchError> {
+    let name = &request.name;
+    let mut ignored = Vec::new();
+    if let Some(label) = &request.version_label {
+        ignored.push(format!(
+            "objectVersionLabel {label:?} is ignored for OOS parameter {name}: OOS parameters have no version stages (the upstream provider ignored it too); an objectVersion number pins a ParameterVersion"
+        ));
     }
-    if let Some(version) = &request.version {
-        match version.parse::<u32>() {
-            Ok(1..=100) => {}
-            _ => {
-                return Err(FetchError::InvalidRequest(format!(
-                    "objectVersion {version:?} of OOS parameter {} must be a ParameterVersion number from 1 to 100",
-                    request.name
-                )));
+    if let Some(endpoint) = &request.endpoint {
+        ignored.push(format!(
+            "kmsEndpoint {endpoint:?} is ignored for OOS parameter {name}: it applies to KMS objects only (as in the upstream provider); OOS calls go to the OOS endpoint"
+        ));
+    }
+    let version = match &request.version {
+        None => None,
+        Some(version) if !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) => {
+            match version.parse::<u32>() {
+                Ok(n @ 1..=MAX_PARAMETER_VERSION) => Some(n.to_string()),
+                _ => {
+                    return Err(FetchError::InvalidRequest(format!(
+                        "objectVersion {version:?} of OOS parameter {name} must be a ParameterVersion number from 1 to {MAX_PARAMETER_VERSION}"
+                    )));
+                }
             }
         }
-    }
-    Ok(ApiRequest::new("oos", "GetSecretParameter", "2019-06-01")
-        .param("Name", request.name.clone())
+        Some(version) => {
+            ignored.push(format!(
+                "objectVersion {version:?} is ignored for OOS parameter {name}: only a ParameterVersion number (1 to {MAX_PARAMETER_VERSION}) pins a version, so the latest is fetched, as the upstream provider always did"
+            ));
+            None
+        }
+    };
+    let api = ApiRequest::new("oos", "GetSecretParameter", "2019-06-01")
+        .param("Name", name.clone())
         .param("WithDecryption", "true")
-        .param_opt("ParameterVersion", request.version.clone())
-        .param("RegionId", request.region.clone())
-        .endpoint(request.endpoint.clone()))
+        .param_opt("ParameterVersion", version)
+        .param("RegionId", request.region.clone());
+    Ok(Call { api, ignored })
 }
 
 /// Reads a `GetSecretParameter` response body into the value and version.
@@ -113,8 +149,10 @@ pub fn parse_response(name: &str, body: &[u8]) -> Result<FetchedObject, FetchErr
 }
 
 /// Maps an OOS error; a missing parameter is `EntityNotExists.Parameter`.
+/// The message starts as upstream's did (for OOS too):
+/// `failed fetching secret <name>: <error>`.
 pub fn map_error(name: &str, error: &ApiError) -> FetchError {
-    let context = format!("failed fetching parameter {name} from OOS");
+    let context = format!("failed fetching secret {name}");
     match error {
         ApiError::Service(e) if e.code.starts_with("EntityNotExists") => {
             FetchError::NotFound(format!("{context}: {}", cloud::describe(error)))
@@ -141,16 +179,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn call_asks_for_decryption_version_and_region() {
-        let call = build_call(&request(Some("2"), None)).unwrap();
-        let params: Vec<(&str, &str)> = call
+    fn params(call: &Call) -> Vec<(&str, &str)> {
+        call.api
             .parameters()
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn call_asks_for_decryption_version_and_region() {
+        let call = build_call(&request(Some("2"), None)).unwrap();
         assert_eq!(
-            params,
+            params(&call),
             [
                 ("Name", "db/password"),
                 ("WithDecryption", "true"),
@@ -158,21 +199,49 @@ mod tests {
                 ("RegionId", "cn-beijing")
             ]
         );
+        assert!(call.ignored.is_empty());
     }
 
     #[test]
-    fn bad_selectors_are_invalid_requests() {
-        for (version, label) in [
-            (Some("latest"), None),
-            (Some("0"), None),
-            (None, Some("ACSCurrent")),
-        ] {
-            let err = build_call(&request(version, label)).unwrap_err();
-            assert!(
-                describe_fetch_error(&err).starts_with("invalid request"),
-                "{version:?} {label:?}"
+    fn out_of_range_version_numbers_are_invalid_requests() {
+        for version in ["0", "101", "99999999999"] {
+            let err = build_call(&request(Some(version), None)).unwrap_err();
+            assert_eq!(
+                describe_fetch_error(&err),
+                format!(
+                    "invalid request: objectVersion {version:?} of OOS parameter db/password must be a ParameterVersion number from 1 to 100"
+                )
             );
         }
+    }
+
+    // Upstream's getOOSSecret sent Name and WithDecryption only: the label,
+    // the endpoint and a version that is not a number are ignored, with a
+    // warning each.
+    #[test]
+    fn what_upstream_ignored_is_ignored_with_a_warning() {
+        let mut ignoring = request(Some("v1"), Some("ACSCurrent"));
+        ignoring.endpoint = Some("kst-hzz1.cryptoservice.kms.aliyuncs.com".into());
+        let call = build_call(&ignoring).unwrap();
+        assert_eq!(
+            params(&call),
+            [
+                ("Name", "db/password"),
+                ("WithDecryption", "true"),
+                ("RegionId", "cn-beijing")
+            ]
+        );
+        assert_eq!(
+            call.ignored,
+            [
+                "objectVersionLabel \"ACSCurrent\" is ignored for OOS parameter db/password: OOS parameters have no version stages (the upstream provider ignored it too); an objectVersion number pins a ParameterVersion",
+                "kmsEndpoint \"kst-hzz1.cryptoservice.kms.aliyuncs.com\" is ignored for OOS parameter db/password: it applies to KMS objects only (as in the upstream provider); OOS calls go to the OOS endpoint",
+                "objectVersion \"v1\" is ignored for OOS parameter db/password: only a ParameterVersion number (1 to 100) pins a version, so the latest is fetched, as the upstream provider always did",
+            ]
+        );
+        let call = build_call(&request(Some("latest"), None)).unwrap();
+        assert_eq!(call.ignored.len(), 1);
+        assert!(!params(&call).iter().any(|(k, _)| *k == "ParameterVersion"));
     }
 
     #[test]
@@ -248,7 +317,7 @@ mod tests {
         });
         assert!(
             describe_fetch_error(&map_error("p", &error))
-                .starts_with("not found: failed fetching parameter p from OOS")
+                .starts_with("not found: failed fetching secret p: EntityNotExists.Parameter")
         );
     }
 }

@@ -23,7 +23,7 @@ async fn missing_objects_are_not_found() {
     assert_eq!(status.code(), Code::NotFound);
     assert!(
         status.message().starts_with(
-            "objects[0] (objectName \"missing\") objectType kms: not found: failed fetching secret missing from KMS: Forbidden.ResourceNotFound"
+            "objects[0] (objectName \"missing\") objectType kms: not found: failed fetching secret missing: Forbidden.ResourceNotFound"
         ),
         "{}",
         status.message()
@@ -204,7 +204,7 @@ async fn bad_secret_provider_classes_are_invalid_arguments() {
         ),
         (
             Mount::objects(
-                "- objectName: db/password\n  objectType: oos\n  objectVersion: latest\n",
+                "- objectName: db/password\n  objectType: oos\n  objectVersion: \"0\"\n",
             ),
             "must be a ParameterVersion number",
         ),

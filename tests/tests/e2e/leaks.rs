@@ -395,7 +395,7 @@ async fn kms_error_paths_leak_no_byte_of_the_secret() {
             "a secret that does not exist",
             "- objectName: leak/missing\n",
             Code::NotFound,
-            "failed fetching secret leak/missing from KMS",
+            "failed fetching secret leak/missing: Forbidden.ResourceNotFound",
         ),
     ];
     let count = cases.len();
@@ -517,14 +517,14 @@ async fn oos_error_paths_leak_no_byte_of_the_parameter() {
             "not valid JSON: unexpected end inside a string",
         ),
         case(
-            "a version label",
-            "- objectName: leak/param\n  objectType: oos\n  objectVersionLabel: ACSCurrent\n",
+            "a version of zero",
+            "- objectName: leak/param\n  objectType: oos\n  objectVersion: \"0\"\n",
             Code::InvalidArgument,
-            "objectVersionLabel is not supported for OOS parameter leak/param",
+            "objectVersion \"0\" of OOS parameter leak/param must be a ParameterVersion number",
         ),
         case(
-            "a version that is not a number",
-            "- objectName: leak/param\n  objectType: oos\n  objectVersion: latest\n",
+            "a version number out of range",
+            "- objectName: leak/param\n  objectType: oos\n  objectVersion: \"101\"\n",
             Code::InvalidArgument,
             "must be a ParameterVersion number",
         ),
@@ -544,7 +544,7 @@ async fn oos_error_paths_leak_no_byte_of_the_parameter() {
             "a parameter that does not exist",
             "- objectName: leak/missing\n  objectType: oos\n",
             Code::NotFound,
-            "failed fetching parameter leak/missing from OOS",
+            "failed fetching secret leak/missing: EntityNotExists.Parameter",
         ),
     ];
     let count = cases.len();
