@@ -151,6 +151,10 @@ pub struct MountSpec {
     pub service_account_tokens: Option<Sensitive<String>>,
     /// Where the driver publishes the volume.
     pub target_path: String,
+    /// What the request set that the provider ignores, as the upstream
+    /// provider did, for the log (never a secret: only SecretProviderClass
+    /// parameters are quoted, shortened).
+    pub warnings: Vec<String>,
 }
 
 /// One validated object.
@@ -258,19 +262,21 @@ pub fn parse(raw: RawMount<'_>, limits: &RequestLimits) -> Result<MountSpec, Spc
             ));
         }
     };
-    let use_pod_service_account_token = match attributes
+    // Upstream turns pod identity on for the exact string "true" and reads
+    // anything else as off; so do we, and say so in the log when the value
+    // looks like it meant something else ("True", "yes", "1").
+    let mut warnings = Vec::new();
+    let use_pod_sa = attributes
         .get(ATTR_USE_POD_SA_TOKEN)
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("") | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return err(format!(
-                "usePodServiceAccountToken must be \"true\" or \"false\", not {other:?}"
-            ));
-        }
-    };
+        .map(String::as_str)
+        .unwrap_or("");
+    let use_pod_service_account_token = use_pod_sa == "true";
+    if !matches!(use_pod_sa, "" | "true" | "false") {
+        warnings.push(format!(
+            "usePodServiceAccountToken is {}, not \"true\": pod identity is off (only the exact string \"true\" turns it on, as in the upstream provider)",
+            shown(use_pod_sa)
+        ));
+    }
     let pod_role_arn = attributes
         .get(ATTR_POD_ROLE_ARN)
         .map(|r| r.trim().to_string())
@@ -317,7 +323,21 @@ pub fn parse(raw: RawMount<'_>, limits: &RequestLimits) -> Result<MountSpec, Spc
             .collect(),
         service_account_tokens,
         target_path: raw.target_path.to_string(),
+        warnings,
     })
+}
+
+/// A SecretProviderClass value quoted for a message, shortened to 64 bytes.
+fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    if value.len() <= MAX {
+        return format!("{value:?}");
+    }
+    let mut end = MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &value[..end], value.len())
 }
 
 /// The pod's namespace from a Mount request's `attributes`, read without
@@ -361,9 +381,16 @@ fn parse_string_map(text: &str, field: &str) -> Result<BTreeMap<String, String>,
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
+    // Upstream's texts: "failed to unmarshal attributes, error: ..." (server)
+    // and "failed to unmarshal secrets: ..." (auth).
+    let prefix = if field == "attributes" {
+        "failed to unmarshal attributes, error:"
+    } else {
+        "failed to unmarshal secrets:"
+    };
     serde_json::from_str(text).map_err(|e| {
         SpcError(format!(
-            "failed to unmarshal {field}: the Mount request's {field} must be a JSON object of strings ({:?} error at line {}, column {})",
+            "{prefix} the Mount request's {field} must be a JSON object of strings ({:?} error at line {}, column {})",
             e.classify(),
             e.line(),
             e.column()
@@ -379,11 +406,11 @@ fn parse_permission(text: &str) -> Result<u32, SpcError> {
         Ok(serde_json::Value::Number(n)) => match n.as_u64() {
             Some(mode) if mode <= 0o777 => Ok(mode as u32),
             _ => err(format!(
-                "failed to unmarshal file permission: {n} is not a file mode (0 to 511, e.g. 420 for 0644)"
+                "failed to unmarshal file permission, error: {n} is not a file mode (0 to 511, e.g. 420 for 0644)"
             )),
         },
         _ => err(format!(
-            "failed to unmarshal file permission: {text:?} is not a decimal file mode such as \"420\""
+            "failed to unmarshal file permission, error: {text:?} is not a decimal file mode such as \"420\""
         )),
     }
 }
@@ -542,6 +569,7 @@ fn parse_object(
         } else {
             "objectName"
         },
+        &name,
     )?;
 
     let file_permission = optional_string(&fields, "filePermission", &what)?
@@ -575,7 +603,7 @@ fn parse_object(
                 let query = JmesQuery::compile(&path)
                     .map_err(|e| SpcError(format!("{entry_what}: {e}")))?;
                 let jmes_file = translate(&entry_alias, translation);
-                check_path(&jmes_file, &entry_what, "objectAlias")?;
+                check_path(&jmes_file, &entry_what, "objectAlias", &name)?;
                 jmes_path.push(JmesSpec {
                     path,
                     alias: entry_alias,
@@ -653,17 +681,26 @@ fn check_arn(name: &str, what: &str) -> Result<(), SpcError> {
     }
     if parts[1] != "kms" {
         return err(format!(
-            "{what}: invalid service in ARN: {name} (only acs:kms: ARNs are supported)"
+            "{what}: invalid service in ARN: {} (only acs:kms:<region>:<account-id>:secret/<name> ARNs are supported)",
+            parts[1]
         ));
     }
     Ok(())
 }
 
-fn check_path(path: &str, what: &str, field: &str) -> Result<(), SpcError> {
+/// Checks an output path; a `..` element gets upstream's message
+/// (`path can not contain ../: <objectName>`), which named the object.
+fn check_path(path: &str, what: &str, field: &str, name: &str) -> Result<(), SpcError> {
     paths::validate(path).map_err(|reason| {
-        SpcError(format!(
-            "{what}: {field} gives an invalid file path: {reason}"
-        ))
+        if path.split('/').any(|element| element == "..") {
+            SpcError(format!(
+                "{what}: path can not contain ../: {name} ({field} gives an invalid file path: {reason})"
+            ))
+        } else {
+            SpcError(format!(
+                "{what}: {field} gives an invalid file path: {reason}"
+            ))
+        }
     })
 }
 
@@ -691,24 +728,46 @@ fn check_duplicates_and_collisions(objects: &[ObjectSpec]) -> Result<(), SpcErro
             ));
         }
     }
+    // What wrote each output, to give upstream's message when it had one:
+    // two equal objectAliases, or two equal jmesPath objectAliases.
+    enum Source<'a> {
+        Name,
+        Alias(&'a str),
+        Jmes(&'a str),
+    }
     let mut outputs: Vec<(&str, String)> = Vec::new();
+    let mut sources: BTreeMap<String, Source<'_>> = BTreeMap::new();
     for object in objects {
         outputs.push((object.file_path.as_str(), object.label()));
+        let source = match &object.alias {
+            Some(alias) => Source::Alias(alias),
+            None => Source::Name,
+        };
+        sources.insert(object.label(), source);
         for (j, jmes) in object.jmes_path.iter().enumerate() {
-            outputs.push((
-                jmes.file_path.as_str(),
-                format!(
-                    "{} jmesPath[{j}] (objectAlias {:?})",
-                    object.label(),
-                    jmes.alias
-                ),
-            ));
+            let label = format!(
+                "{} jmesPath[{j}] (objectAlias {:?})",
+                object.label(),
+                jmes.alias
+            );
+            sources.insert(label.clone(), Source::Jmes(&jmes.alias));
+            outputs.push((jmes.file_path.as_str(), label));
         }
     }
     if let Some(c) = paths::find_collision(&outputs) {
         if c.first_path == c.second_path {
+            let upstream = match (sources.get(&c.first), sources.get(&c.second)) {
+                (Some(Source::Alias(a)), Some(Source::Alias(b))) if a == b => {
+                    format!("duplicate object alias: {a} (")
+                }
+                (Some(Source::Jmes(a)), Some(Source::Jmes(b))) if a == b => {
+                    format!("duplicate JMES path object alias: {a} (")
+                }
+                _ => String::new(),
+            };
+            let close = if upstream.is_empty() { "" } else { ")" };
             return err(format!(
-                "file name collision: {} and {} both write the file {:?}; give one of them a different objectAlias",
+                "{upstream}file name collision: {} and {} both write the file {:?}; give one of them a different objectAlias{close}",
                 c.first, c.second, c.first_path
             ));
         }
@@ -843,7 +902,7 @@ mod tests {
             ),
             (
                 "- objectName: acs:ecs:cn-hangzhou:123:instance/i\n",
-                "invalid service in ARN: acs:ecs:",
+                "invalid service in ARN: ecs (only acs:kms:",
             ),
             (
                 "- objectName: a\n  jmesPath:\n    - objectAlias: x\n",
@@ -943,7 +1002,9 @@ mod tests {
         .unwrap_err()
         .0;
         assert!(
-            e.contains("jmesPath[0]: objectAlias gives an invalid file path"),
+            e.contains(
+                "jmesPath[0]: path can not contain ../: a (objectAlias gives an invalid file path"
+            ),
             "{e}"
         );
         let objs = objects("- objectName: a\n  jmesPath:\n    - path: x\n      objectAlias: d/x\n")
@@ -989,7 +1050,7 @@ mod tests {
     fn mount_level_fields() {
         let spec = parse_with(&[
             (ATTR_OBJECTS, "- objectName: a\n  filePermission: \"0600\"\n  parameters:\n    field: x\n    n: 3\n"),
-            (ATTR_USE_POD_SA_TOKEN, "TRUE"),
+            (ATTR_USE_POD_SA_TOKEN, "true"),
             (SA_TOKENS_KEY, "{\"sts.aliyuncs.com\":{\"token\":\"eyJhbGc\"}}"),
         ])
         .unwrap();
@@ -1006,12 +1067,47 @@ mod tests {
         let debug = format!("{spec:?}");
         assert!(!debug.contains("eyJhbGc"), "{debug}");
 
-        let e = parse_with(&[
+        // upstream: the exact string "true" turns it on, anything else is off
+        for (value, on, warned) in [
+            ("true", true, false),
+            ("false", false, false),
+            ("", false, false),
+            ("True", false, true),
+            ("TRUE", false, true),
+            (" true", false, true),
+            ("yes", false, true),
+            ("1", false, true),
+        ] {
+            let spec = parse_with(&[
+                (ATTR_OBJECTS, "- objectName: a\n"),
+                (ATTR_USE_POD_SA_TOKEN, value),
+            ])
+            .unwrap();
+            assert_eq!(spec.use_pod_service_account_token, on, "{value:?}");
+            assert_eq!(!spec.warnings.is_empty(), warned, "{value:?}");
+        }
+        let spec = parse_with(&[
             (ATTR_OBJECTS, "- objectName: a\n"),
             (ATTR_USE_POD_SA_TOKEN, "yes"),
         ])
-        .unwrap_err();
-        assert!(e.0.contains("usePodServiceAccountToken must be"), "{e}");
+        .unwrap();
+        assert_eq!(
+            spec.warnings,
+            [
+                "usePodServiceAccountToken is \"yes\", not \"true\": pod identity is off (only the exact string \"true\" turns it on, as in the upstream provider)"
+            ]
+        );
+        let long = "y".repeat(100);
+        let spec = parse_with(&[
+            (ATTR_OBJECTS, "- objectName: a\n"),
+            (ATTR_USE_POD_SA_TOKEN, &long),
+        ])
+        .unwrap();
+        assert!(
+            spec.warnings[0].contains("… (100 bytes)"),
+            "{:?}",
+            spec.warnings
+        );
         let e = parse_with(&[
             (ATTR_OBJECTS, "- objectName: a\n"),
             (ATTR_REGION, "cn-hangzhou.evil.com"),

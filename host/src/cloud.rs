@@ -470,6 +470,8 @@ pub struct CloudSession {
     cross_account: Option<String>,
     region: Result<String, String>,
     deadline: Instant,
+    /// `OOS object "db"`, `object "db"`: the object, for messages.
+    object: Option<String>,
 }
 
 impl CloudSession {
@@ -488,7 +490,21 @@ impl CloudSession {
             cross_account,
             region,
             deadline,
+            object: None,
         }
+    }
+
+    /// Names the object the session is for (`objectName`, `objectType`), in
+    /// a failed cross-account AssumeRole's message as upstream worded it:
+    /// `failed to assume cross account role <arn> for object <name>: ...`
+    /// (`for OOS object` for `oos`).
+    pub fn for_object(mut self, name: &str, object_type: &str) -> CloudSession {
+        self.object = Some(if object_type == "oos" {
+            format!("OOS object {name}")
+        } else {
+            format!("object {name}")
+        });
+        self
     }
 
     /// What the Mount brought (pod, tokens, nodePublishSecretRef).
@@ -513,10 +529,21 @@ impl CloudSession {
             .credentials(self.cross_account.as_deref())
             .await
             .map_err(|e| {
+                let message = match (&self.cross_account, &self.object, &e) {
+                    (
+                        Some(role),
+                        Some(object),
+                        identity::CredentialError::Failed {
+                            link: identity::CROSS_ACCOUNT_LINK,
+                            ..
+                        },
+                    ) => format!("failed to assume cross account role {role} for {object}: {e}"),
+                    _ => e.to_string(),
+                };
                 if e.is_retryable() {
-                    ApiError::Transport(e.to_string())
+                    ApiError::Transport(message)
                 } else {
-                    ApiError::Credentials(e.to_string())
+                    ApiError::Credentials(message)
                 }
             })?;
         self.client

@@ -25,10 +25,10 @@ fn test_env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
 }
 
 pub use chain::{
-    CredentialChain, CredentialError, DEFAULT_PROVIDER_TOKEN_FILE, DEFAULT_SESSION_NAME,
-    IdentitySettings, MountIdentity, NODE_PUBLISH_ACCESS_KEY, NODE_PUBLISH_ACCESS_SECRET,
-    NODE_PUBLISH_SECURITY_TOKEN, OwnedMountIdentity, ProviderRrsa, RamRole, Resolved,
-    check_role_arn,
+    CROSS_ACCOUNT_LINK, CredentialChain, CredentialError, DEFAULT_PROVIDER_TOKEN_FILE,
+    DEFAULT_SESSION_NAME, IdentitySettings, MountIdentity, NODE_PUBLISH_ACCESS_KEY,
+    NODE_PUBLISH_ACCESS_SECRET, NODE_PUBLISH_SECURITY_TOKEN, OwnedMountIdentity, ProviderRrsa,
+    RamRole, Resolved, check_role_arn,
 };
 
 /// One Mount's identity: resolved on first use, then shared by every object

@@ -334,6 +334,9 @@ impl Provider {
             .await?
             .map_err(|e| MountError::new(FailureKind::InvalidArgument, e.0))?;
         let spec = Arc::new(spec);
+        for warning in &spec.warnings {
+            tracing::warn!(pod = %spec.pod, "{warning}");
+        }
         self.check_routes(&spec)?;
 
         let region = match &spec.region {
@@ -399,13 +402,14 @@ impl Provider {
     fn check_routes(&self, spec: &MountSpec) -> Result<(), MountError> {
         for object in &spec.objects {
             if !self.plugins.routes(&object.object_type) {
+                // upstream: unsupported object type "x", only support "kms" and "oos"
                 return Err(MountError::new(
                     FailureKind::InvalidArgument,
                     format!(
-                        "{}: unsupported objectType {:?}; configured object types: {}",
+                        "{}: unsupported object type {:?}, only support {}",
                         object.label(),
                         object.object_type,
-                        self.plugins.object_types().join(", ")
+                        crate::plugin::quoted_list(&self.plugins.object_types())
                     ),
                 ));
             }
@@ -453,13 +457,16 @@ impl Provider {
             .enumerate()
             .map(|(i, object)| {
                 let request = self.object_request(object, region.as_deref().unwrap_or_default());
-                let session = Arc::new(CloudSession::new(
-                    self.cloud.clone(),
-                    auth.clone(),
-                    object.cross_account_role_arn.clone(),
-                    region.clone(),
-                    deadline,
-                ));
+                let session = Arc::new(
+                    CloudSession::new(
+                        self.cloud.clone(),
+                        auth.clone(),
+                        object.cross_account_role_arn.clone(),
+                        region.clone(),
+                        deadline,
+                    )
+                    .for_object(&object.name, &object.object_type),
+                );
                 let label = mount_label.clone();
                 let (done, per_mount) = (&done, &per_mount);
                 let (holding, over_budget, over_budget_error) =

@@ -201,15 +201,26 @@ pub struct LoadError {
     pub reason: String,
 }
 
+/// `"kms" and "oos"`, `"kms", "oos" and "vault"`: the routed object types
+/// as upstream's message listed its two (`only support "kms" and "oos"`).
+pub fn quoted_list(types: &[&str]) -> String {
+    let quoted: Vec<String> = types.iter().map(|t| format!("{t:?}")).collect();
+    match quoted.split_last() {
+        None => "no object type".to_string(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// Why a fetch failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
     /// No route for this objectType.
-    #[error("unsupported objectType {object_type:?}; configured object types: {configured}")]
+    #[error("unsupported object type {object_type:?}, only support {configured}")]
     UnknownObjectType {
         /// The objectType asked for.
         object_type: String,
-        /// The configured ones, comma-separated.
+        /// The configured ones, quoted, as [`quoted_list`] writes them.
         configured: String,
     },
     /// The plugin reported a typed error.
@@ -768,7 +779,7 @@ impl PluginRuntime {
         let Some(plugin) = self.plugins.get(&request.object_type) else {
             return Err(PluginError::UnknownObjectType {
                 object_type: request.object_type.clone(),
-                configured: self.object_types().join(", "),
+                configured: quoted_list(&self.object_types()),
             });
         };
         let name = plugin.object_type.clone();

@@ -252,7 +252,7 @@ def test_missing_object_is_not_found(stubs, csi, objects, label, backend_code):
         pytest.param(
             "- objectName: test\n  objectType: vault\n",
             {},
-            ['objects[0] (objectName "test")', 'unsupported objectType "vault"'],
+            ['objects[0] (objectName "test")', 'unsupported object type "vault", only support "kms" and "oos"'],
             id="unsupported-type",
         ),
         pytest.param(

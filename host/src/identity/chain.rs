@@ -39,6 +39,10 @@ pub const NODE_PUBLISH_ACCESS_SECRET: &str = "access_secret";
 /// An optional STS token in the nodePublishSecretRef.
 pub const NODE_PUBLISH_SECURITY_TOKEN: &str = "security_token";
 
+/// The link named in a [`CredentialError::Failed`] of an object's
+/// `crossAccountRoleArn`.
+pub const CROSS_ACCOUNT_LINK: &str = "crossAccountRoleArn";
+
 /// Why no credentials could be obtained. Messages name the link and the
 /// cause, never a secret or token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -644,7 +648,7 @@ impl CredentialChain {
         pod: &PodInfo,
         deadline: Instant,
     ) -> Result<Arc<Credentials>, CredentialError> {
-        const LINK: &str = "crossAccountRoleArn";
+        const LINK: &str = CROSS_ACCOUNT_LINK;
         check_role_arn(role_arn).map_err(|message| CredentialError::Failed {
             link: LINK,
             message,

@@ -292,7 +292,7 @@ async fn a_custom_object_type_is_routed_to_a_component_file() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert_eq!(
         status.message(),
-        "objects[0] (objectName \"x\"): unsupported objectType \"vault\"; configured object types: kms, oos, testing"
+        "objects[0] (objectName \"x\"): unsupported object type \"vault\", only support \"kms\", \"oos\" and \"testing\""
     );
     provider.stop().await;
 }
