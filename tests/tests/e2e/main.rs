@@ -12,4 +12,5 @@ mod mount;
 mod plugins;
 mod server;
 mod tls;
+mod upstream_compat;
 mod vault;
