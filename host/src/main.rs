@@ -41,7 +41,10 @@ const DEFAULT_PROVIDER_VOLUMES: [&str; 2] = [
     version,
     about = "Secrets Store CSI Driver provider for Alibaba Cloud KMS and OOS",
     // Upstream-style DaemonSet args have no subcommand: they mean `serve`.
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    // As Go's flag package: a flag given twice takes the last value (a
+    // DaemonSet patch may append an override).
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -53,6 +56,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the provider on <provider-volume>/alibabacloud.sock.
+    #[command(args_override_self = true)]
     Serve(ServeArgs),
     /// Act as the CSI driver: send a Mount built from a SecretProviderClass
     /// manifest to a running provider and show (or write) the result.
@@ -777,6 +781,24 @@ mod tests {
         assert_eq!(serve.log_format, LogFormat::Json);
         assert_eq!(serve.config, Some(PathBuf::from("/etc/p.toml")));
         assert_eq!(ignored, vec!["--logtostderr=true", "--vmodule=server=5"]);
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_flag_wins_as_in_go() {
+        let (cli, _) = parse(&[
+            "--region=cn-hangzhou",
+            "-v=1",
+            "-region",
+            "cn-beijing",
+            "-v=4",
+        ]);
+        assert_eq!(cli.serve.region.as_deref(), Some("cn-beijing"));
+        assert_eq!(cli.serve.verbosity, 4);
+        let argv = ["x", "serve", "--region=a", "--region=b"];
+        let Some(Command::Serve(serve)) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not serve");
+        };
+        assert_eq!(serve.region.as_deref(), Some("b"));
     }
 
     #[test]
