@@ -23,6 +23,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked -p csi-secrets-store-provider-alibabacloud \
     && install -D -m 0755 target/release/csi-secrets-store-provider-alibabacloud /out/csi-secrets-store-provider-alibabacloud
+# The upstream image's binary path, as a symbolic link to ours: a DaemonSet
+# written for the upstream image that names it in `command` starts this
+# binary, which reads the upstream flags. It sits in a directory so that
+# COPY keeps it a link (COPY follows a link given as its source).
+RUN mkdir -p /out/upstream-bin \
+    && ln -s /usr/local/bin/csi-secrets-store-provider-alibabacloud /out/upstream-bin/secrets-store-csi-driver-provider-alibaba-cloud
 
 # Distroless: glibc, libgcc, CA certificates, no shell or package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
@@ -31,6 +37,7 @@ LABEL org.opencontainers.image.title="csi-secrets-store-provider-alibabacloud" \
       org.opencontainers.image.source="https://github.com/alibabacloud-csi/csi-secrets-store-provider-alibabacloud" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/csi-secrets-store-provider-alibabacloud /usr/local/bin/csi-secrets-store-provider-alibabacloud
+COPY --from=build /out/upstream-bin/ /bin/
 # The built-in defaults apply when /etc/csi-secrets-store-provider-alibabacloud/config.toml
 # is absent; the chart mounts its rendered config.toml there and custom
 # plugins under /etc/csi-secrets-store-provider-alibabacloud/plugins/.

@@ -11,6 +11,7 @@ pub mod client;
 pub mod cloud;
 pub mod fair;
 pub use contract::config;
+pub mod goflags;
 pub mod health;
 mod http;
 pub mod identity;

@@ -32,9 +32,13 @@ pub fn filter_for(verbosity: u8) -> EnvFilter {
 
 /// Installs the global subscriber, writing to stderr.
 pub fn init(verbosity: u8, format: LogFormat) {
+    use std::io::IsTerminal as _;
+    // Colours only on a terminal: container logs (kubectl logs, log
+    // collectors) get plain lines, as klog wrote them.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter_for(verbosity))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -3,16 +3,17 @@
 //! `version`. Wiring only; the work is in the library.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use provider::config::{Config, DEFAULT_CONFIG_PATH};
+use provider::goflags::{self, Arity, KnownFlag};
 use provider::logging::{self, LogFormat};
 use provider::proto::{MountRequest, VersionRequest};
 use provider::server::{self, SOCKET_FILE, SocketGuard};
@@ -21,13 +22,29 @@ use provider::{Provider, health, spc};
 /// Exit status for a bad command line or configuration (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 
+/// The command's name, as `version` prints it.
+const COMMAND_NAME: &str = "csi-secrets-store-provider-alibabacloud";
+
+/// Where `serve` binds its socket without `--provider-volume`: the first of
+/// these that is a directory. The first is the driver's default providers
+/// directory; the second the upstream provider's default (the driver also
+/// searches it), so that a DaemonSet written for the upstream provider that
+/// mounts the providers directory there without passing the flag works too.
+const DEFAULT_PROVIDER_VOLUMES: [&str; 2] = [
+    "/var/run/secrets-store-csi-providers",
+    "/etc/kubernetes/secrets-store-csi-providers",
+];
+
 #[derive(Parser)]
 #[command(
     name = "csi-secrets-store-provider-alibabacloud",
     version,
     about = "Secrets Store CSI Driver provider for Alibaba Cloud KMS and OOS",
     // Upstream-style DaemonSet args have no subcommand: they mean `serve`.
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    // As Go's flag package: a flag given twice takes the last value (a
+    // DaemonSet patch may append an override).
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +56,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the provider on <provider-volume>/alibabacloud.sock.
+    #[command(args_override_self = true)]
     Serve(ServeArgs),
     /// Act as the CSI driver: send a Mount built from a SecretProviderClass
     /// manifest to a running provider and show (or write) the result.
@@ -85,22 +103,28 @@ enum PluginCommand {
 struct ServeArgs {
     /// Directory of the provider socket: the driver's providers directory, or
     /// a directory of the provider's own that `<providers dir>/alibabacloud.sock`
-    /// links into (as the Helm chart sets it up).
-    #[arg(long, default_value = "/var/run/secrets-store-csi-providers")]
-    provider_volume: PathBuf,
+    /// links into (as the Helm chart sets it up). Default:
+    /// /var/run/secrets-store-csi-providers, or, if that is not a directory,
+    /// /etc/kubernetes/secrets-store-csi-providers (the upstream provider's
+    /// default).
+    #[arg(long)]
+    provider_volume: Option<PathBuf>,
     /// Port of the HTTP health server (/live and the healthz path).
     #[arg(long, default_value_t = 8989)]
     healthz_port: u16,
     /// Path of the readiness check.
     #[arg(long, default_value = "/healthz")]
     healthz_path: String,
-    /// Timeout of one readiness check, e.g. 5s.
+    /// Timeout of one readiness check, as a Go duration (5s, 1.5s, 500ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     healthz_timeout: Duration,
-    /// Address the health server binds.
-    #[arg(long, default_value = "0.0.0.0")]
-    healthz_bind_address: IpAddr,
-    /// Default region for SecretProviderClasses without `region`.
+    /// Address the health server binds. Default: every IPv6 and IPv4
+    /// address (`[::]` accepting IPv4 too; `0.0.0.0` on a host without IPv6).
+    #[arg(long)]
+    healthz_bind_address: Option<IpAddr>,
+    /// Region for SecretProviderClasses without `region`. Default:
+    /// `cloud.region` of the config file, else the node's region from the ECS
+    /// metadata server, else cn-hangzhou (the upstream provider's default).
     #[arg(long)]
     region: Option<String>,
     /// Config file (default: /etc/csi-secrets-store-provider-alibabacloud/config.toml
@@ -165,8 +189,13 @@ struct MountArgs {
     show_contents: bool,
 }
 
+/// A Go duration (`5s`, `1.5s`, `1h30m`, as the upstream provider's flags
+/// took), or humantime's longer forms (`5sec`, `1 min`).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 5s, 500ms)"))
+    goflags::parse_go_duration(text).or_else(|go_error| {
+        humantime::parse_duration(text)
+            .map_err(|_| format!("{go_error} (e.g. 5s, 1.5s, 500ms, 1m30s)"))
+    })
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -175,16 +204,76 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
 }
 
+/// The flags of `serve` (and of the command without a subcommand) under the
+/// names a Go-style command line may use: each long name, each short one,
+/// and Go's `-h`/`-help`.
+fn serve_flags() -> Vec<KnownFlag> {
+    let command = Cli::command();
+    let mut flags = vec![
+        KnownFlag::new("h", "--help", Arity::Switch),
+        KnownFlag::new("help", "--help", Arity::Switch),
+        KnownFlag::new("version", "--version", Arity::Switch),
+    ];
+    for arg in command.get_arguments() {
+        let arity = if arg.get_action().takes_values() {
+            Arity::Value
+        } else {
+            Arity::Switch
+        };
+        let canonical = match (arg.get_long(), arg.get_short()) {
+            (Some(long), _) => format!("--{long}"),
+            (None, Some(short)) => format!("-{short}"),
+            (None, None) => continue,
+        };
+        if let Some(long) = arg.get_long() {
+            flags.push(KnownFlag::new(long, &canonical, arity));
+        }
+        if let Some(short) = arg.get_short() {
+            flags.push(KnownFlag::new(short.to_string(), &canonical, arity));
+        }
+    }
+    flags
+}
+
+/// The command line for clap: a subcommand other than `serve` as given;
+/// `serve`'s flags, or flags without a subcommand (the upstream provider's
+/// command line), read as Go's `flag` package and klog read them (see
+/// [`goflags`]). Returns the klog flags that were dropped.
+fn command_line() -> (Vec<std::ffi::OsString>, Vec<String>) {
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_else(|| COMMAND_NAME.into());
+    let rest: Vec<_> = args.collect();
+    let subcommand = rest.first().and_then(|a| a.to_str()).filter(|first| {
+        Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == *first)
+            || *first == "help"
+    });
+    let (head, flags) = match subcommand {
+        Some("serve") => (vec![program, rest[0].clone()], rest[1..].to_vec()),
+        Some(_) => return ([vec![program], rest].concat(), Vec::new()),
+        None => (vec![program], rest),
+    };
+    match goflags::normalize(flags, &serve_flags()) {
+        Ok(normalized) => ([head, normalized.args].concat(), normalized.ignored),
+        Err(error) => {
+            eprintln!("error: {error}\n\nFor more information, try '--help'.");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (args, ignored_klog_flags) = command_line();
+    let cli = Cli::parse_from(args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("starting the tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            None => serve(cli.serve).await,
-            Some(Command::Serve(args)) => serve(args).await,
+            None => serve(cli.serve, ignored_klog_flags).await,
+            Some(Command::Serve(args)) => serve(args, ignored_klog_flags).await,
             Some(Command::Mount(args)) => mount(args).await,
             Some(Command::Plugin(PluginCommand::Check {
                 file,
@@ -197,7 +286,7 @@ fn main() -> ExitCode {
                 sdk_path,
             })) => plugin_new(&name, dir, sdk_path),
             Some(Command::Version) => {
-                println!("{} {}", server::RUNTIME_NAME, env!("CARGO_PKG_VERSION"));
+                println!("{COMMAND_NAME} {}", env!("CARGO_PKG_VERSION"));
                 Ok(())
             }
         }
@@ -220,8 +309,36 @@ fn main() -> ExitCode {
 #[error("{0}")]
 struct UsageError(String);
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// The socket directory: `--provider-volume`, else the first of
+/// `defaults` that is a directory.
+fn provider_volume(given: Option<PathBuf>, defaults: &[&str]) -> Result<PathBuf, UsageError> {
+    match given {
+        Some(dir) if dir.is_dir() => Ok(dir),
+        Some(dir) => Err(UsageError(format!(
+            "--provider-volume {} is not a directory; mount the driver's providers directory there",
+            dir.display()
+        ))),
+        None => defaults
+            .iter()
+            .map(PathBuf::from)
+            .find(|dir| dir.is_dir())
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "no --provider-volume, and neither {} is a directory; mount the driver's providers directory at one of them, or pass --provider-volume",
+                    defaults.join(" nor ")
+                ))
+            }),
+    }
+}
+
+async fn serve(args: ServeArgs, ignored_klog_flags: Vec<String>) -> anyhow::Result<()> {
     logging::init(args.verbosity, args.log_format);
+    if !ignored_klog_flags.is_empty() {
+        tracing::warn!(
+            flags = %ignored_klog_flags.join(" "),
+            "klog flags of the upstream provider are accepted and ignored: this provider logs to stderr, at the level of -v (or RUST_LOG), formatted by --log-format"
+        );
+    }
     if args.max_concurrent_kms_secret_pulls.is_some()
         || args.max_concurrent_oos_secret_pulls.is_some()
     {
@@ -234,23 +351,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         default.is_file().then_some(default)
     });
     let config = Config::load(config_path.as_deref()).map_err(|e| UsageError(e.to_string()))?;
-    if !args.provider_volume.is_dir() {
-        return Err(UsageError(format!(
-            "--provider-volume {} is not a directory; mount the driver's providers directory there",
-            args.provider_volume.display()
-        ))
-        .into());
-    }
+    let provider_volume = provider_volume(args.provider_volume.clone(), &DEFAULT_PROVIDER_VOLUMES)?;
     let grace = config.limits.shutdown_grace;
     let provider = Provider::new(config, args.region.clone(), std::env::vars().collect())
         .await
         .map_err(|e| UsageError(e.to_string()))?;
     let provider = Arc::new(provider);
 
-    if let Some(warning) = server::socket_dir_warning(&args.provider_volume) {
+    if let Some(warning) = server::socket_dir_warning(&provider_volume) {
         tracing::warn!("{warning}");
     }
-    let socket = args.provider_volume.join(SOCKET_FILE);
+    let socket = provider_volume.join(SOCKET_FILE);
     let listener = server::bind_socket(&socket).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
             format!(
@@ -273,7 +384,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (health_addr, health_server) = health::bind(
         health::HealthSettings {
-            addr: SocketAddr::new(args.healthz_bind_address, args.healthz_port),
+            bind: args.healthz_bind_address,
+            port: args.healthz_port,
             path: args.healthz_path.clone(),
             timeout: args.healthz_timeout,
             socket: socket.clone(),
@@ -609,4 +721,147 @@ fn write_files(dir: &Path, files: &[provider::proto::File]) -> anyhow::Result<()
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `args` as `command_line` would prepare them.
+    fn parse(args: &[&str]) -> (Cli, Vec<String>) {
+        let normalized = goflags::normalize(args.iter().map(Into::into), &serve_flags()).unwrap();
+        let argv = std::iter::once(std::ffi::OsString::from(COMMAND_NAME)).chain(normalized.args);
+        (Cli::try_parse_from(argv).unwrap(), normalized.ignored)
+    }
+
+    #[test]
+    fn the_upstream_chart_args_are_serve_args() {
+        // The upstream chart's container args (logVerbosity 3), Go style.
+        let (cli, ignored) = parse(&[
+            "--provider-volume=/provider",
+            "-v=3",
+            "--healthz-port=8989",
+            "--healthz-path=/healthz",
+            "--healthz-timeout=1.5s",
+            "--region=cn-beijing",
+        ]);
+        assert!(cli.command.is_none());
+        assert!(ignored.is_empty());
+        let serve = cli.serve;
+        assert_eq!(serve.provider_volume, Some(PathBuf::from("/provider")));
+        assert_eq!(serve.verbosity, 3);
+        assert_eq!(serve.healthz_port, 8989);
+        assert_eq!(serve.healthz_path, "/healthz");
+        assert_eq!(serve.healthz_timeout, Duration::from_millis(1500));
+        assert_eq!(serve.region.as_deref(), Some("cn-beijing"));
+        assert_eq!(serve.healthz_bind_address, None);
+    }
+
+    #[test]
+    fn single_dash_separate_values_and_klog_flags() {
+        let (cli, ignored) = parse(&[
+            "-provider-volume",
+            "/x",
+            "-v",
+            "2",
+            "-logtostderr=true",
+            "-max-concurrent-kms-secret-pulls",
+            "20",
+            "-healthz-bind-address=::1",
+            "-log-format",
+            "json",
+            "-config=/etc/p.toml",
+            "--vmodule=server=5",
+        ]);
+        let serve = cli.serve;
+        assert_eq!(serve.provider_volume, Some(PathBuf::from("/x")));
+        assert_eq!(serve.verbosity, 2);
+        assert_eq!(serve.max_concurrent_kms_secret_pulls, Some(20));
+        assert_eq!(serve.healthz_bind_address, Some("::1".parse().unwrap()));
+        assert_eq!(serve.log_format, LogFormat::Json);
+        assert_eq!(serve.config, Some(PathBuf::from("/etc/p.toml")));
+        assert_eq!(ignored, vec!["--logtostderr=true", "--vmodule=server=5"]);
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_flag_wins_as_in_go() {
+        let (cli, _) = parse(&[
+            "--region=cn-hangzhou",
+            "-v=1",
+            "-region",
+            "cn-beijing",
+            "-v=4",
+        ]);
+        assert_eq!(cli.serve.region.as_deref(), Some("cn-beijing"));
+        assert_eq!(cli.serve.verbosity, 4);
+        let argv = ["x", "serve", "--region=a", "--region=b"];
+        let Some(Command::Serve(serve)) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not serve");
+        };
+        assert_eq!(serve.region.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn serve_flags_cover_every_serve_argument() {
+        let flags = serve_flags();
+        let serve = Cli::command();
+        let serve = serve.find_subcommand("serve").unwrap();
+        for arg in serve.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                assert!(flags.iter().any(|f| f.name == long), "--{long}");
+            }
+        }
+        for upstream in [
+            "provider-volume",
+            "healthz-port",
+            "healthz-path",
+            "healthz-timeout",
+            "max-concurrent-kms-secret-pulls",
+            "max-concurrent-oos-secret-pulls",
+            "region",
+            "v",
+        ] {
+            let flag = flags.iter().find(|f| f.name == upstream).unwrap();
+            assert_eq!(flag.arity, Arity::Value, "{upstream}");
+        }
+    }
+
+    #[test]
+    fn provider_volume_defaults_to_the_first_existing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let var = dir.path().join("var");
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        let defaults = [var.to_str().unwrap(), etc.to_str().unwrap()];
+        assert_eq!(provider_volume(None, &defaults).unwrap(), etc);
+        std::fs::create_dir(&var).unwrap();
+        assert_eq!(provider_volume(None, &defaults).unwrap(), var);
+        assert_eq!(provider_volume(Some(etc.clone()), &defaults).unwrap(), etc);
+        let missing = dir.path().join("missing");
+        let error = provider_volume(Some(missing), &defaults).unwrap_err();
+        assert!(error.0.contains("is not a directory"), "{error}");
+        let none = [missing_path(&dir, "a"), missing_path(&dir, "b")];
+        let none: Vec<&str> = none.iter().map(String::as_str).collect();
+        let error = provider_volume(None, &none).unwrap_err();
+        assert!(error.0.contains("neither"), "{error}");
+        assert_eq!(
+            DEFAULT_PROVIDER_VOLUMES,
+            [
+                "/var/run/secrets-store-csi-providers",
+                "/etc/kubernetes/secrets-store-csi-providers"
+            ]
+        );
+    }
+
+    fn missing_path(dir: &tempfile::TempDir, name: &str) -> String {
+        dir.path().join(name).to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn durations_as_go_and_humantime_write_them() {
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5sec"), Ok(Duration::from_secs(5)));
+        assert!(parse_duration("5").unwrap_err().contains("missing unit"));
+    }
 }

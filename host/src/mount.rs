@@ -48,16 +48,24 @@ pub struct Provider {
 
 /// The region of Mounts whose SecretProviderClass names none: --region, else
 /// `cloud.region`, else the node's region from the ECS metadata server
-/// (looked up once; a failure is remembered for a while, not retried per Mount).
+/// (looked up once; a failure is remembered for a while, not retried per
+/// Mount), else [`UPSTREAM_DEFAULT_REGION`], as the upstream provider, whose
+/// `--region` defaults to it.
 #[derive(Debug)]
 struct RegionSource {
     configured: Option<String>,
     imds: Arc<ImdsClient>,
-    discovered: tokio::sync::Mutex<Option<(Instant, Result<String, String>)>>,
+    /// The last lookup: when, and the region found (`None`: it failed).
+    discovered: tokio::sync::Mutex<Option<(Instant, Option<String>)>>,
 }
 
 /// How long a failed region lookup is remembered.
 const REGION_RETRY: Duration = Duration::from_secs(30);
+
+/// The region of a Mount when nothing else names one (no SecretProviderClass
+/// `region`, no --region, no `cloud.region`, no answer from the metadata
+/// server): the default of the upstream provider's `--region`.
+pub const UPSTREAM_DEFAULT_REGION: &str = "cn-hangzhou";
 
 impl RegionSource {
     async fn region(&self) -> Result<String, String> {
@@ -65,19 +73,29 @@ impl RegionSource {
             return Ok(region.clone());
         }
         let mut discovered = self.discovered.lock().await;
-        if let Some((at, result)) = &*discovered
-            && (result.is_ok() || at.elapsed() < REGION_RETRY)
-        {
-            return result.clone();
-        }
-        let result = self.imds.region().await.map_err(|e| {
-            format!("the node's region from the ECS metadata server is unavailable: {e}")
-        });
-        if let Ok(region) = &result {
-            tracing::info!(%region, "region from the ECS metadata server");
-        }
-        *discovered = Some((Instant::now(), result.clone()));
-        result
+        let found = match &*discovered {
+            Some((at, found)) if found.is_some() || at.elapsed() < REGION_RETRY => found.clone(),
+            _ => {
+                let found = match self.imds.region().await {
+                    Ok(region) => {
+                        tracing::info!(%region, "region from the ECS metadata server");
+                        Some(region)
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            %error,
+                            region = UPSTREAM_DEFAULT_REGION,
+                            retry_after = ?REGION_RETRY,
+                            "the node's region is unknown (the ECS metadata server did not give it): SecretProviderClasses without `region` use the upstream provider's default region; set `region` in them, or start the provider with --region (chart: regionId)"
+                        );
+                        None
+                    }
+                };
+                *discovered = Some((Instant::now(), found.clone()));
+                found
+            }
+        };
+        Ok(found.unwrap_or_else(|| UPSTREAM_DEFAULT_REGION.to_string()))
     }
 }
 
@@ -739,5 +757,55 @@ fn round(d: Duration) -> String {
         format!("{:.1}s", d.as_secs_f64())
     } else {
         format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod region_tests {
+    use super::*;
+
+    fn source(configured: Option<&str>, imds: ImdsSettings) -> RegionSource {
+        RegionSource {
+            configured: configured.map(str::to_string),
+            imds: Arc::new(ImdsClient::new(imds).unwrap()),
+            discovered: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    #[tokio::test]
+    async fn without_metadata_access_the_region_is_the_upstream_default() {
+        for imds in [
+            ImdsSettings {
+                disabled: true,
+                ..ImdsSettings::default()
+            },
+            // Nothing listens there: connection refused.
+            ImdsSettings {
+                base_url: "http://127.0.0.1:1".into(),
+                ..ImdsSettings::default()
+            },
+        ] {
+            let regions = source(None, imds);
+            assert_eq!(regions.region().await.unwrap(), "cn-hangzhou");
+            // The failure is remembered: the second Mount does not ask again.
+            let first = regions.discovered.lock().await.clone().unwrap();
+            assert_eq!(first.1, None);
+            assert_eq!(regions.region().await.unwrap(), "cn-hangzhou");
+            assert_eq!(regions.discovered.lock().await.clone().unwrap().0, first.0);
+        }
+        assert_eq!(UPSTREAM_DEFAULT_REGION, "cn-hangzhou");
+    }
+
+    #[tokio::test]
+    async fn a_configured_region_comes_first() {
+        let regions = source(
+            Some("ap-southeast-1"),
+            ImdsSettings {
+                base_url: "http://127.0.0.1:1".into(),
+                ..ImdsSettings::default()
+            },
+        );
+        assert_eq!(regions.region().await.unwrap(), "ap-southeast-1");
+        assert!(regions.discovered.lock().await.is_none(), "no lookup");
     }
 }

@@ -21,8 +21,9 @@ use crate::proto::{MountRequest, MountResponse, VersionRequest, VersionResponse}
 pub const PROVIDER_NAME: &str = "alibabacloud";
 /// The socket file name in the providers directory.
 pub const SOCKET_FILE: &str = "alibabacloud.sock";
-/// The name reported by `Version`.
-pub const RUNTIME_NAME: &str = "csi-secrets-store-provider-alibabacloud";
+/// The name reported by `Version`: the upstream provider's (its
+/// `auth.ProviderName`), so that anything keyed on it sees the same provider.
+pub const RUNTIME_NAME: &str = "secrets-store-csi-driver-provider-alibabacloud";
 
 /// The gRPC service.
 #[derive(Debug, Clone)]

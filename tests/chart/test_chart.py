@@ -171,6 +171,17 @@ def test_custom_health_settings(render):
     assert c["livenessProbe"]["httpGet"]["path"] == "/live"
 
 
+@pytest.mark.parametrize(
+    "timeout, probe_seconds",
+    [("1.5s", 3), (".5s", 2), ("1m30s", 91), ("1m0.5s", 62), ("250000us", 2), ("2s500ms", 4), ("5s", 6)],
+)
+def test_health_timeout_takes_go_durations(render, timeout, probe_seconds):
+    # The upstream chart passed linux.healthzTimeout to Go's flag.Duration.
+    c = render(sets=(f"linux.healthzTimeout={timeout}",)).container
+    assert f"--healthz-timeout={timeout}" in c["args"]
+    assert c["readinessProbe"]["timeoutSeconds"] == probe_seconds
+
+
 def test_log_settings(render):
     r = scenario("root-hostnetwork", render)
     assert "-v=4" in r.container["args"]
@@ -520,6 +531,31 @@ def test_secrets_only_reach_the_pod_as_references(render):
         for e in r.container.get("env", []):
             if e["name"] in {"ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "ALICLOUD_ROLE_ARN", "ALICLOUD_OIDC_PROVIDER_ARN"}:
                 assert "value" not in e and "secretKeyRef" in e["valueFrom"], (name, e)
+
+
+def test_env_entries_without_secret_key_ref_are_skipped(helm, chart, render, tmp_path):
+    # As the upstream chart: an entry without secretKeyRef renders nothing.
+    values = tmp_path / "env.yaml"
+    values.write_text(
+        "envVarsFromSecret:\n"
+        "  ACCESS_KEY_ID: {secretKeyRef: alibaba-credentials, key: id}\n"
+        "  ALICLOUD_ROLE_ARN: {key: rolearn}\n"
+        "  ALICLOUD_OIDC_TOKEN_FILE: {}\n"
+        "  ALICLOUD_ROLE_SESSION_NAME: null\n"
+        "linux:\n"
+        "  env: [{name: ALICLOUD_ROLE_ARN, value: acs:ram::1:role/r}]\n"
+    )
+    r = render((str(values),))
+    assert secret_env(r, "ACCESS_KEY_ID") == {"name": "alibaba-credentials", "key": "id"}
+    # linux.env may set a name whose envVarsFromSecret entry is skipped.
+    assert r.env["ALICLOUD_ROLE_ARN"] == {"name": "ALICLOUD_ROLE_ARN", "value": "acs:ram::1:role/r"}
+    assert "ALICLOUD_OIDC_TOKEN_FILE" not in r.env
+    assert "ALICLOUD_ROLE_SESSION_NAME" not in r.env
+    text = notes(helm, chart, (str(values),))
+    assert (
+        "envVarsFromSecret entries without secretKeyRef are skipped, as the upstream chart\n"
+        "skipped them: ALICLOUD_OIDC_TOKEN_FILE, ALICLOUD_ROLE_ARN, ALICLOUD_ROLE_SESSION_NAME."
+    ) in text
 
 
 def test_extra_env(render):
@@ -970,6 +1006,9 @@ SCHEMA_ERRORS = {
         ("pattern",),
     ),
     "port out of range": (("linux.healthzPort=70000",), "linux.healthzPort", ("maximum", "less than or equal")),
+    "health timeout without unit": (("linux.healthzTimeout=5",), "linux.healthzTimeout", ("string",)),
+    "health timeout not a duration": (("linux.healthzTimeout=fast",), "linux.healthzTimeout", ("pattern",)),
+    "negative health timeout": (("linux.healthzTimeout=-5s",), "linux.healthzTimeout", ("pattern",)),
     "unknown policy": (("config.identity.policy=lenient",), "config.identity.policy", ("strict",)),
     "verbosity": (("logVerbosity=11",), "logVerbosity", ("maximum", "less than or equal")),
     "typo at top level": (("linx.enabled=true",), "", ("linx",)),
@@ -1216,7 +1255,7 @@ TEMPLATE_ERRORS = {
         ),
         "the upstream Go provider, which this chart cannot run",
     ),
-    "RRSA without role": (((), ("rrsa.enable=true",)), "rrsa.enable needs the RAM role to assume"),
+    "RRSA without any OIDC provider": (((), ("rrsa.enable=true",)), "rrsa.enable needs the cluster's OIDC provider"),
     "RRSA without OIDC provider": (
         (
             (),

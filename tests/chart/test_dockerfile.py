@@ -171,6 +171,36 @@ def test_entrypoint_is_the_binary_the_chart_runs(runtime, render):
     assert any(shlex.split(c)[-1] == BINARY for c in copies), f"no COPY puts the binary at {BINARY}: {copies}"
 
 
+# The upstream image's entrypoint, which DaemonSets written for it may name.
+UPSTREAM_BINARY = "/bin/secrets-store-csi-driver-provider-alibaba-cloud"
+
+
+def test_upstream_binary_path_links_to_the_binary(build, runtime):
+    # The build stage makes the link inside a directory, and the runtime stage
+    # copies that directory's contents: COPY keeps links inside a copied
+    # directory, but follows a link named as its source.
+    links = [
+        shlex.split(c) for c in build.commands() if c.startswith("ln -s ")
+    ]
+    upstream_dir, upstream_name = UPSTREAM_BINARY.rsplit("/", 1)
+    found = []
+    for copy in runtime.all("COPY"):
+        words = shlex.split(copy)
+        if "--from=" + build.name not in words:
+            continue
+        source, dest = words[-2], words[-1]
+        for link in links:
+            target, path = link[-2], link[-1]
+            if source.endswith("/") and path == source + upstream_name and dest.rstrip("/") == upstream_dir:
+                found.append((target, path, dest))
+    assert found, f"no COPY of a directory holding a link {upstream_name} into {upstream_dir}/: links {links}"
+    ((target, path, _),) = found
+    assert target == BINARY, f"{UPSTREAM_BINARY} links to {target}, not {BINARY}"
+    # The directory is made before the link, in the same build stage.
+    commands = build.commands()
+    assert f"mkdir -p {path.rsplit('/', 1)[0]}" in commands, commands
+
+
 def test_binary_name_matches_the_cargo_target(build):
     manifest = tomllib.loads((REPO / "host" / "Cargo.toml").read_text())
     names = [b["name"] for b in manifest.get("bin", [])]

@@ -40,7 +40,10 @@ EXAMPLE_SEED = REPO_ROOT / "examples/emulator-seed.toml"
 EXAMPLE_SPC = REPO_ROOT / "examples/secretproviderclass.yaml"
 SOCKET_FILE = "alibabacloud.sock"
 PROVIDER_SERVICE = "v1alpha1.CSIDriverProvider"
-RUNTIME_NAME = "csi-secrets-store-provider-alibabacloud"
+# Version.runtime_name: the upstream provider's name, kept.
+RUNTIME_NAME = "secrets-store-csi-driver-provider-alibabacloud"
+# What the `version` subcommand prints: the command's own name.
+COMMAND_NAME = "csi-secrets-store-provider-alibabacloud"
 
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 15

@@ -27,6 +27,7 @@ import pytest
 from conftest import (
     CANARY_KMS_VALUE,
     CANARY_OOS_VALUE,
+    COMMAND_NAME,
     EXAMPLE_SPC,
     NODE_PUBLISH_KEY,
     PROVIDER_KEY,
@@ -129,7 +130,7 @@ def test_verbosity_flag_sets_the_log_level(launch, stubs, short_tmp, flag, debug
 def test_version_subcommand(arg):
     result = run([str(provider_binary()), arg])
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{RUNTIME_NAME} {VERSION}\n"
+    assert result.stdout == f"{COMMAND_NAME} {VERSION}\n"
 
 
 # === Socket and signals ===

@@ -102,46 +102,51 @@ into (see the init container).
 {{- end -}}
 
 {{/*
-Whole seconds (rounded up) of a duration written as a sequence of <n>h, <n>m,
-<n>s, <n>ms (e.g. "5s", "1m30s", "500ms").
+Whole seconds (rounded up) of a duration (see csspa.duration), e.g. "5s",
+"1.5s", "1m30s", "500ms".
 */}}
 {{- define "csspa.durationSeconds" -}}
-{{- $ms := 0 -}}
-{{- range regexFindAll "[0-9]+(ms|h|m|s)" (toString .) -1 -}}
-{{- $n := regexFind "^[0-9]+" . | int64 -}}
-{{- if hasSuffix "ms" . -}}{{- $ms = add $ms $n -}}
-{{- else if hasSuffix "h" . -}}{{- $ms = add $ms (mul $n 3600000) -}}
-{{- else if hasSuffix "m" . -}}{{- $ms = add $ms (mul $n 60000) -}}
-{{- else -}}{{- $ms = add $ms (mul $n 1000) -}}
-{{- end -}}
-{{- end -}}
-{{- div (add $ms 999) 1000 -}}
+{{- $d := include "csspa.duration" . | fromJson -}}
+{{- if gt (int64 $d.ns) 0 -}}{{- add1 (int64 $d.s) -}}{{- else -}}{{- int64 $d.s -}}{{- end -}}
 {{- end -}}
 
 {{/*
-A duration as config.toml writes it (a sequence of <n>h, <n>m, <n>s, <n>ms,
-<n>us, <n>µs, <n>ns), as JSON {"s": whole seconds, "ns": the rest in
-nanoseconds}, exactly, as the binary reads it. A number of more than 12 digits
-saturates the seconds (far beyond any range the chart checks).
+A duration as Go writes it and as config.toml takes it (a sequence of decimal
+numbers, each with an optional fraction and a unit: h, m, s, ms, us, µs, μs,
+ns; e.g. "1h30m", "1.5s", "500ms"), as JSON {"s": whole seconds, "ns": the
+rest in nanoseconds}, as the binary reads it (fractions to a millionth of
+their unit). A number of more than 12 digits saturates the seconds (far
+beyond any range the chart checks).
 */}}
 {{- define "csspa.duration" -}}
 {{- $s := 0 -}}
 {{- $ns := 0 -}}
-{{- range regexFindAll "[0-9]+(ns|us|µs|ms|h|m|s)" (toString .) -1 -}}
-{{- $digits := regexFind "^[0-9]+" . -}}
+{{- range regexFindAll "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|h|m|s)" (toString .) -1 -}}
+{{- $digits := regexFind "^[0-9]*" . -}}
+{{- $fraction := regexFind "^[0-9]*" (trimPrefix "." (trimPrefix $digits .)) -}}
+{{- $unit := regexFind "(ns|us|µs|μs|ms|h|m|s)$" . -}}
+{{- $unitNs := get (dict "ns" 1 "us" 1000 "µs" 1000 "μs" 1000 "ms" 1000000 "s" 1000000000 "m" 60000000000 "h" 3600000000000) $unit | int64 -}}
 {{- if gt (len $digits) 12 -}}{{- $s = add $s 1000000000000000 -}}
-{{- else -}}
-{{- $n := $digits | int64 -}}
-{{- if hasSuffix "ns" . -}}{{- $ns = add $ns $n -}}
-{{- else if or (hasSuffix "us" .) (hasSuffix "µs" .) -}}{{- $ns = add $ns (mul $n 1000) -}}
-{{- else if hasSuffix "ms" . -}}{{- $ns = add $ns (mul $n 1000000) -}}
-{{- else if hasSuffix "h" . -}}{{- $s = add $s (mul $n 3600) -}}
-{{- else if hasSuffix "m" . -}}{{- $s = add $s (mul $n 60) -}}
-{{- else -}}{{- $s = add $s $n -}}
+{{- else if $digits -}}
+{{- $n := include "csspa.decimal" $digits | int64 -}}
+{{- if ge $unitNs 1000000000 -}}{{- $s = add $s (mul $n (div $unitNs 1000000000)) -}}
+{{- else -}}{{- $ns = add $ns (mul $n $unitNs) -}}
 {{- end -}}
+{{- end -}}
+{{- if $fraction -}}
+{{- $micro := include "csspa.decimal" (printf "%-6s" $fraction | replace " " "0" | trunc 6) | int64 -}}
+{{- $ns = add $ns (div (mul $micro $unitNs) 1000000) -}}
 {{- end -}}
 {{- end -}}
 {{- dict "s" (add $s (div $ns 1000000000)) "ns" (mod $ns 1000000000) | toJson -}}
+{{- end -}}
+
+{{/*
+A string of decimal digits as a number, read in base 10 (int64 alone reads a
+leading 0 as octal).
+*/}}
+{{- define "csspa.decimal" -}}
+{{- regexReplaceAll "^0+" . "" | default "0" -}}
 {{- end -}}
 
 {{/* Whether duration a (arg 0) is shorter than duration b (arg 1): "true" or "". */}}
@@ -238,11 +243,34 @@ regionId, and relative plugin paths resolved under the plugin directory.
 {{- regexReplaceAll "\n{3,}" $out "\n\n" | trimSuffix "\n" -}}
 {{- end -}}
 
-{{/* The value of an env var from envVarsFromSecret or linux.env, or "". */}}
+{{/*
+The entries of envVarsFromSecret the chart renders, as JSON {name: {secretKeyRef,
+key}}: those with a secretKeyRef. The upstream chart skipped the others (and
+so does this one; the install notes list them).
+*/}}
+{{- define "csspa.secretEnv" -}}
+{{- $out := dict -}}
+{{- range $name, $ref := (default dict .Values.envVarsFromSecret) -}}
+{{- if and (kindIs "map" $ref) $ref.secretKeyRef -}}{{- $_ := set $out $name $ref -}}{{- end -}}
+{{- end -}}
+{{- $out | toJson -}}
+{{- end -}}
+
+{{/* Names of envVarsFromSecret entries without a secretKeyRef, which are skipped, as a JSON list. */}}
+{{- define "csspa.skippedSecretEnv" -}}
+{{- $rendered := include "csspa.secretEnv" . | fromJson -}}
+{{- $skipped := list -}}
+{{- range $name := keys (default dict .Values.envVarsFromSecret) | sortAlpha -}}
+{{- if not (hasKey $rendered $name) -}}{{- $skipped = append $skipped $name -}}{{- end -}}
+{{- end -}}
+{{- $skipped | toJson -}}
+{{- end -}}
+
+{{/* Whether an env var is set by envVarsFromSecret or linux.env ("true" or ""). */}}
 {{- define "csspa.hasEnv" -}}
 {{- $name := .name -}}
 {{- $root := .root -}}
-{{- if hasKey (default dict $root.Values.envVarsFromSecret) $name -}}true
+{{- if hasKey (include "csspa.secretEnv" $root | fromJson) $name -}}true
 {{- else -}}
 {{- range $root.Values.linux.env -}}{{- if eq .name $name -}}true{{- end -}}{{- end -}}
 {{- end -}}
@@ -301,10 +329,12 @@ change.
 {{- end -}}
 {{- end -}}
 {{- $identity := default dict (default dict .Values.config).identity -}}
+{{- /*
+rrsa.enable without ALICLOUD_ROLE_ARN renders as upstream: the token is
+mounted, provider-level RRSA stays off until the role is set, and pod-level
+RRSA uses the OIDC provider (upstream's e2e suite installs this way).
+*/ -}}
 {{- if .Values.rrsa.enable -}}
-{{- if not (or (include "csspa.hasEnv" (dict "root" . "name" "ALICLOUD_ROLE_ARN")) (include "csspa.hasEnv" (dict "root" . "name" "ALIBABA_CLOUD_ROLE_ARN"))) -}}
-{{- fail "rrsa.enable needs the RAM role to assume: set envVarsFromSecret.ALICLOUD_ROLE_ARN (for example {secretKeyRef: alibaba-credentials, key: rolearn})" -}}
-{{- end -}}
 {{- if not (or (include "csspa.oidcFromEnv" .) $identity.oidc_provider_arn) -}}
 {{- fail "rrsa.enable needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN, or both rrsa.accountId and rrsa.clusterId, or config.identity.oidc_provider_arn" -}}
 {{- end -}}
@@ -324,7 +354,7 @@ change.
 {{- if and (or .Values.rrsa.accountId .Values.rrsa.clusterId) (not (and .Values.rrsa.accountId .Values.rrsa.clusterId)) -}}
 {{- fail "rrsa.accountId and rrsa.clusterId go together: set both, or neither" -}}
 {{- end -}}
-{{- $envNames := keys (default dict .Values.envVarsFromSecret) -}}
+{{- $envNames := keys (include "csspa.secretEnv" . | fromJson) -}}
 {{- range .Values.linux.env -}}
 {{- if has .name $envNames -}}
 {{- fail (printf "linux.env sets %s, which envVarsFromSecret sets too: keep one" .name) -}}
@@ -409,7 +439,7 @@ sorted and without repeats, as a JSON list.
 
 {{/* The provider's environment: envVarsFromSecret, RRSA ids, linux.env. */}}
 {{- define "csspa.env" -}}
-{{- range $name, $ref := .Values.envVarsFromSecret }}
+{{- range $name, $ref := (include "csspa.secretEnv" . | fromJson) }}
 - name: {{ $name }}
   valueFrom:
     secretKeyRef:

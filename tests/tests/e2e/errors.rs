@@ -233,21 +233,18 @@ async fn bad_secret_provider_classes_are_invalid_arguments() {
 }
 
 #[tokio::test]
-async fn a_mount_without_a_region_says_where_to_set_one() {
+async fn a_mount_without_a_region_on_a_node_without_metadata_uses_the_upstream_default() {
+    // No SecretProviderClass region, no --region, no cloud.region, and no
+    // metadata server: cn-hangzhou, the default of the upstream provider's
+    // --region, as the upstream provider would.
     let cloud = FakeCloud::start(default_seed()).await;
-    let provider = TestProvider::start(provider::config::Config::default(), cloud.env()).await;
-    let status = provider
+    let mut env = cloud.env();
+    env.push(("ALIBABA_CLOUD_ECS_METADATA_DISABLED".into(), "true".into()));
+    let provider = TestProvider::start(provider::config::Config::default(), env).await;
+    provider
         .mount(Mount::objects("- objectName: test\n"))
         .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status
-            .message()
-            .contains("no region: set parameters.region"),
-        "{}",
-        status.message()
-    );
+        .unwrap();
     provider
         .mount(Mount::objects("- objectName: test\n").attribute("region", "cn-hangzhou"))
         .await

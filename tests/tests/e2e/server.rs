@@ -21,9 +21,10 @@ async fn version_and_health() {
         .unwrap()
         .into_inner();
     assert_eq!(version.version, "v1alpha1");
+    // The upstream provider's name (its auth.ProviderName).
     assert_eq!(
         version.runtime_name,
-        "csi-secrets-store-provider-alibabacloud"
+        "secrets-store-csi-driver-provider-alibabacloud"
     );
     assert_eq!(version.runtime_version, env!("CARGO_PKG_VERSION"));
 
