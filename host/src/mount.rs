@@ -147,6 +147,19 @@ impl Provider {
         region: Option<String>,
         env: Vec<(String, String)>,
     ) -> Result<Provider, StartError> {
+        Provider::new_resolving(config, region, env, Vec::new()).await
+    }
+
+    /// [`Provider::new`], with the cloud API's DNS answers fixed for some
+    /// hosts (see [`CloudClient::with_resolve`]). For tests only: the process
+    /// has no way to set them.
+    #[doc(hidden)]
+    pub async fn new_resolving(
+        config: Config,
+        region: Option<String>,
+        env: Vec<(String, String)>,
+        resolve: Vec<(String, std::net::SocketAddr)>,
+    ) -> Result<Provider, StartError> {
         let default_region = match region.filter(|r| !r.is_empty()) {
             Some(r) if crate::config::is_valid_region(&r) => Some(r),
             Some(r) => return Err(StartError::Region(r)),
@@ -161,7 +174,8 @@ impl Provider {
         );
         let plugins = PluginRuntime::load(&config).await?;
         let cloud = Arc::new(
-            CloudClient::new(&config.cloud, env.iter().cloned()).map_err(StartError::Cloud)?,
+            CloudClient::with_resolve(&config.cloud, env.iter().cloned(), resolve)
+                .map_err(StartError::Cloud)?,
         );
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let id = &config.identity;
