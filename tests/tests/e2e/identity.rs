@@ -69,72 +69,178 @@ async fn each_pod_reads_with_its_own_role_and_only_that() {
 }
 
 #[tokio::test]
-async fn pod_identity_fails_closed_and_says_why() {
-    let (cloud, provider) = rrsa_cluster().await;
-    let pod = |m: Mount| m.for_pod("team-a", "app-1", "app");
-    let token_a = pod_token("team-a", "app");
-    let cases = [
-        (
-            pod(read("test")).attribute("usePodServiceAccountToken", "true"),
-            "the driver sent no service account token; add {audience: sts.aliyuncs.com} to tokenRequests",
-        ),
-        (
-            pod(read("test"))
-                .attribute("usePodServiceAccountToken", "true")
-                .attribute(
-                    "csi.storage.k8s.io/serviceAccount.tokens",
-                    &tokens_json("vault", &token_a),
-                ),
-            "no service account token for audience sts.aliyuncs.com (audiences present: vault)",
-        ),
-        (
-            pod(read("test"))
-                .attribute("usePodServiceAccountToken", "true")
-                .attribute(
-                    "csi.storage.k8s.io/serviceAccount.tokens",
-                    &tokens_json("sts.aliyuncs.com", &pod_token("team-b", "app")),
-                ),
-            "the service account token is for \"system:serviceaccount:team-b:app\", not for this pod's service account \"system:serviceaccount:team-a:app\"",
-        ),
-        (
-            read("test")
-                .for_pod("team-c", "app-1", "app")
-                .with_pod_identity(),
-            "service account team-c/app has no ack.alibabacloud.com/role-arn annotation and the SecretProviderClass sets no podRoleArn",
-        ),
-        (
-            pod(read("test"))
-                .with_pod_identity()
-                .attribute("podRoleArn", TEAM_B_ROLE),
-            "AuthenticationFail",
-        ),
-        (
-            pod(read("test"))
-                .with_pod_identity()
-                .attribute("podRoleArn", "team-a-app"),
-            "podRoleArn: \"team-a-app\" is not a RAM role ARN",
-        ),
-    ];
-    for (mount, want) in cases {
-        let status = provider.mount(mount).await.unwrap_err();
-        assert!(
-            status.message().contains(want),
-            "{want}: {}",
-            status.message()
-        );
-        assert!(
-            status
-                .message()
-                .contains("never falls back to another identity"),
-            "{}",
-            status.message()
-        );
-        assert!(!status.message().contains(&token_a[..20]));
+async fn pod_identity_errors_fail_the_mount_under_both_policies() {
+    // What stopped upstream's pod identity link with an error (a token for
+    // another audience, STS refusing) fails here under either policy, and so
+    // does what is ours (a token of another account, a bad podRoleArn,
+    // podRoleArn without a token): never another identity.
+    for policy in [IdentityPolicy::Upstream, IdentityPolicy::Strict] {
+        let cloud = FakeCloud::start(identity_seed()).await;
+        let mut config = cloud.config();
+        config.identity.policy = policy;
+        let provider = TestProvider::start(config, cloud.rrsa_env()).await;
+        let pod = |m: Mount| m.for_pod("team-a", "app-1", "app");
+        let token_a = pod_token("team-a", "app");
+        let cases = [
+            (
+                pod(read("test"))
+                    .attribute("usePodServiceAccountToken", "true")
+                    .attribute(
+                        "csi.storage.k8s.io/serviceAccount.tokens",
+                        &tokens_json("vault", &token_a),
+                    ),
+                "no service account token for audience sts.aliyuncs.com (audiences present: vault)",
+            ),
+            (
+                pod(read("test"))
+                    .attribute("usePodServiceAccountToken", "true")
+                    .attribute(
+                        "csi.storage.k8s.io/serviceAccount.tokens",
+                        &tokens_json("sts.aliyuncs.com", &pod_token("team-b", "app")),
+                    ),
+                "the service account token is for \"system:serviceaccount:team-b:app\", not for this pod's service account \"system:serviceaccount:team-a:app\"",
+            ),
+            (
+                pod(read("test"))
+                    .with_pod_identity()
+                    .attribute("podRoleArn", TEAM_B_ROLE),
+                "AuthenticationFail",
+            ),
+            (
+                pod(read("test"))
+                    .with_pod_identity()
+                    .attribute("podRoleArn", "team-a-app"),
+                "podRoleArn: \"team-a-app\" is not a RAM role ARN",
+            ),
+            (
+                pod(read("test"))
+                    .attribute("usePodServiceAccountToken", "true")
+                    .attribute("podRoleArn", TEAM_A_ROLE),
+                "the driver sent no service account token; add {audience: sts.aliyuncs.com} to tokenRequests",
+            ),
+        ];
+        for (mount, want) in cases {
+            let status = provider.mount(mount).await.unwrap_err();
+            let message = status.message();
+            assert!(message.contains(want), "{policy:?}: {want}: {message}");
+            assert!(
+                message.contains("no other identity is used for this Mount"),
+                "{message}"
+            );
+            assert!(!message.contains(&token_a[..20]));
+        }
+        // nothing was read with the node's role instead
+        assert_eq!(cloud.emulator.imds_stats().requests("credentials"), 0);
+        assert_eq!(cloud.emulator.stats().successes("GetSecretValue"), 0);
+        provider.stop().await;
     }
-    // nothing was read with the node's role instead
-    assert_eq!(cloud.emulator.imds_stats().requests("credentials"), 0);
-    assert_eq!(cloud.emulator.stats().successes("GetSecretValue"), 0);
+}
+
+#[tokio::test]
+async fn pod_identity_falls_back_where_upstream_did_only_under_the_upstream_policy() {
+    let logs = captured_logs();
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let mut broken_api = cloud.config();
+    // nothing listens there: every ServiceAccount lookup fails
+    broken_api.identity.kubernetes_url = "http://127.0.0.1:9".into();
+    let no_token = || {
+        read("test")
+            .for_pod("team-a", "fallback-no-token", "app")
+            .attribute("usePodServiceAccountToken", "true")
+    };
+    let no_annotation = || {
+        read("test")
+            .for_pod("team-c", "fallback-no-annotation", "app")
+            .with_pod_identity()
+    };
+    let lookup_failed = || {
+        read("test")
+            .for_pod("team-a", "fallback-lookup-failed", "app")
+            .with_pod_identity()
+    };
+
+    // upstream: the node's role (the provider's identity here) reads, as
+    // it would for a Mount that does not ask for pod identity; a warning
+    // names the reason
+    let provider = TestProvider::start(cloud.config(), cloud.rrsa_env()).await;
+    for mount in [no_token(), no_annotation()] {
+        let response = provider.mount(mount).await.unwrap();
+        assert!(files(&response)["out"].contains("testpassword"));
+    }
     provider.stop().await;
+    let provider = TestProvider::start(broken_api.clone(), cloud.rrsa_env()).await;
+    let response = provider.mount(lookup_failed()).await.unwrap();
+    assert!(files(&response)["out"].contains("testpassword"));
+    provider.stop().await;
+    assert_eq!(cloud.emulator.stats().requests("AssumeRoleWithOIDC"), 0);
+    assert!(cloud.emulator.imds_stats().successes("credentials") >= 1);
+    let text = logs.text();
+    for (pod, reason) in [
+        ("fallback-no-token", "no token"),
+        ("fallback-no-annotation", "no annotation"),
+        ("fallback-lookup-failed", "lookup failed"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(pod) && l.contains("falling back to the provider's identity"))
+            .unwrap_or_else(|| panic!("no warning for {pod}"));
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains(&format!("reason=\"{reason}\"")), "{line}");
+    }
+    // a fallback that ends nowhere says where it started
+    let mut env = cloud.rrsa_env();
+    env.push(("ALIBABA_CLOUD_ECS_METADATA_DISABLED".into(), "true".into()));
+    let provider = TestProvider::start(cloud.config(), env).await;
+    let status = provider.mount(no_annotation()).await.unwrap_err();
+    assert_status(
+        &status,
+        Code::PermissionDenied,
+        &[
+            "pod identity: service account team-c/app has no ack.alibabacloud.com/role-arn annotation",
+            "fell back to the provider's identities, as upstream",
+            "ECS RAM role: ",
+        ],
+    );
+    provider.stop().await;
+
+    // strict: each fails, saying why and that strict does not fall back
+    let before = cloud.emulator.stats().successes("GetSecretValue");
+    let mut strict = cloud.config();
+    strict.identity.policy = IdentityPolicy::Strict;
+    let mut strict_broken = broken_api;
+    strict_broken.identity.policy = IdentityPolicy::Strict;
+    let provider = TestProvider::start(strict, cloud.rrsa_env()).await;
+    for (mount, want) in [
+        (no_token(), "the driver sent no service account token"),
+        (
+            no_annotation(),
+            "service account team-c/app has no ack.alibabacloud.com/role-arn annotation",
+        ),
+    ] {
+        let status = provider.mount(mount).await.unwrap_err();
+        assert_status(
+            &status,
+            Code::PermissionDenied,
+            &[
+                want,
+                "identity.policy = \"strict\" does not fall back to the provider's identity",
+            ],
+        );
+    }
+    provider.stop().await;
+    let provider = TestProvider::start(strict_broken, cloud.rrsa_env()).await;
+    let status = provider.mount(lookup_failed()).await.unwrap_err();
+    // the API may answer later: the driver retries
+    assert_status(
+        &status,
+        Code::Unavailable,
+        &[
+            "reading the role of service account team-a/app",
+            "does not fall back",
+        ],
+    );
+    provider.stop().await;
+    assert_eq!(cloud.emulator.stats().successes("GetSecretValue"), before);
 }
 
 #[tokio::test]
