@@ -157,6 +157,9 @@ impl CloudClient {
     ) -> Result<CloudClient, String> {
         install_crypto_provider();
         let endpoints = EndpointResolver::new(settings, env)?;
+        if let Some(problem) = endpoints.problem() {
+            tracing::warn!("{problem}: every STS call fails (as upstream's did)");
+        }
         let extra_roots = if settings.ca_file.is_empty() {
             Vec::new()
         } else {

@@ -584,3 +584,297 @@ async fn a_throttled_sts_is_unavailable_and_a_refusing_one_is_not() {
     assert_status(&status, Code::PermissionDenied, &["AssumeRoleWithOIDC"]);
     provider.stop().await;
 }
+
+#[tokio::test]
+async fn session_names_are_upstreams_when_alicloud_role_session_name_is_set() {
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let mut config = cloud.config();
+    config.identity.cross_account_external_id = EXTERNAL_ID.into();
+    let pod_mount = Mount::objects(&format!(
+        "- objectName: team-a/db\n- objectName: shared/config\n  crossAccountRoleArn: {SHARED_ROLE}\n"
+    ))
+    .for_pod("team-a", "app-7d9c", "app")
+    .with_pod_identity();
+    let sessions = || -> Vec<(String, String)> {
+        cloud
+            .emulator
+            .issued_credentials()
+            .into_iter()
+            .map(|c| (c.role_arn, c.session_name))
+            .collect()
+    };
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(r, s)| (r.to_string(), s.to_string()))
+            .collect()
+    };
+
+    // unset: pod identity names the workload, cross-account the pod, the
+    // provider's own links upstream's default
+    let provider = TestProvider::start(config.clone(), cloud.rrsa_env()).await;
+    provider.mount(pod_mount.clone()).await.unwrap();
+    provider.stop().await;
+    let mut env = cloud.env();
+    env.push(("ALICLOUD_ROLE_ARN".into(), PROVIDER_ROLE.into()));
+    let provider = TestProvider::start(config.clone(), env.clone()).await;
+    provider.mount(read("test")).await.unwrap();
+    provider.stop().await;
+    assert_eq!(
+        sessions(),
+        pairs(&[
+            (TEAM_A_ROLE, "team-a.app"),
+            (SHARED_ROLE, "team-a.app-7d9c"),
+            (PROVIDER_ROLE, "csi-secrets-store-provider-alibaba"),
+        ])
+    );
+
+    // set: every session is named as upstream named it, so RAM policies and
+    // audit queries keyed on the name keep matching
+    let mut rrsa_env = cloud.rrsa_env();
+    rrsa_env.push(("ALICLOUD_ROLE_SESSION_NAME".into(), "audit-key".into()));
+    let provider = TestProvider::start(config.clone(), rrsa_env).await;
+    provider.mount(pod_mount).await.unwrap();
+    provider.stop().await;
+    env.push(("ALICLOUD_ROLE_SESSION_NAME".into(), "audit-key".into()));
+    let provider = TestProvider::start(config, env).await;
+    provider.mount(read("test")).await.unwrap();
+    provider.stop().await;
+    assert_eq!(
+        sessions()[3..],
+        pairs(&[
+            (TEAM_A_ROLE, "audit-key"),
+            (SHARED_ROLE, "csi-secrets-store-cross-account"),
+            (PROVIDER_ROLE, "audit-key"),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn upstream_settings_that_fail_per_mount_warn_at_start_up_instead_of_stopping_it() {
+    let logs = captured_logs();
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints: Vec<(String, String)> = cloud
+        .env()
+        .into_iter()
+        .filter(|(k, _)| k.ends_with("_ENDPOINT"))
+        .collect();
+    let with = |base: &[(String, String)], extra: &[(&str, &str)]| {
+        let mut env = base.to_vec();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    };
+    let pod_read = || {
+        read("team-a/db")
+            .for_pod("team-a", "app-1", "app")
+            .with_pod_identity()
+    };
+
+    // A role ARN that is not one: pod identity works; the links that use it
+    // send it to STS, which refuses, as upstream's did.
+    let token_file = dir.path().join("token");
+    std::fs::write(
+        &token_file,
+        pod_token("kube-system", "csi-secrets-store-provider-alibabacloud"),
+    )
+    .unwrap();
+    let provider = TestProvider::start(
+        cloud.config(),
+        with(
+            &cloud.rrsa_env(),
+            &[
+                ("ALICLOUD_ROLE_ARN", "csi-provider-role-7a1"),
+                ("ALICLOUD_OIDC_TOKEN_FILE", token_file.to_str().unwrap()),
+            ],
+        ),
+    )
+    .await;
+    provider.mount(pod_read()).await.unwrap();
+    let status = provider.mount(read("test")).await.unwrap_err();
+    assert_status(
+        &status,
+        Code::PermissionDenied,
+        &["provider RRSA", "InvalidParameter.RoleArn"],
+    );
+    provider.stop().await;
+
+    // Only ALICLOUD_ACCOUNT_ID: no OIDC provider ARN, as upstream: pod
+    // identity fails, the rest works.
+    let provider = TestProvider::start(
+        cloud.config(),
+        with(&endpoints, &[("ALICLOUD_ACCOUNT_ID", "1234567890123456")]),
+    )
+    .await;
+    let status = provider.mount(pod_read()).await.unwrap_err();
+    assert!(
+        status
+            .message()
+            .contains("the cluster's OIDC provider ARN is not configured"),
+        "{}",
+        status.message()
+    );
+    provider.mount(read("test")).await.unwrap();
+    provider.stop().await;
+
+    // An OIDC provider ARN that is not one: STS refuses it for pod identity.
+    let provider = TestProvider::start(
+        cloud.config(),
+        with(
+            &endpoints,
+            &[("ALICLOUD_OIDC_PROVIDER_ARN", "ack-rrsa-c0ffee")],
+        ),
+    )
+    .await;
+    let status = provider.mount(pod_read()).await.unwrap_err();
+    assert!(
+        status.message().contains("OIDCProviderArn is not valid"),
+        "{}",
+        status.message()
+    );
+    provider.mount(read("test")).await.unwrap();
+    provider.stop().await;
+
+    // ALICLOUD_ROLE_SESSION_EXPIRATION below 900: access key + AssumeRole
+    // fails, before any call.
+    let assume_role_calls = cloud.emulator.stats().requests("AssumeRole");
+    let provider = TestProvider::start(
+        cloud.config(),
+        with(
+            &cloud.env(),
+            &[
+                ("ALICLOUD_ROLE_ARN", PROVIDER_ROLE),
+                ("ALICLOUD_ROLE_SESSION_EXPIRATION", "600"),
+            ],
+        ),
+    )
+    .await;
+    let status = provider.mount(read("test")).await.unwrap_err();
+    assert!(
+        status.message().contains(
+            "access key + AssumeRole: ALICLOUD_ROLE_SESSION_EXPIRATION=\"600\" is below 900 seconds"
+        ),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        cloud.emulator.stats().requests("AssumeRole"),
+        assume_role_calls
+    );
+    provider.stop().await;
+
+    // A metadata role name that is not one: the node's role fails, nothing
+    // is asked of the metadata server.
+    let credentials_asked = cloud.emulator.imds_stats().requests("credentials");
+    let provider = TestProvider::start(
+        cloud.config(),
+        with(&endpoints, &[("ALIBABA_CLOUD_ECS_METADATA", "../admin")]),
+    )
+    .await;
+    let status = provider.mount(read("test")).await.unwrap_err();
+    assert!(
+        status.message().contains("is not a RAM role name"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        cloud.emulator.imds_stats().requests("credentials"),
+        credentials_asked
+    );
+    provider.stop().await;
+
+    // An in-cluster Kubernetes client that cannot be set up: each lookup
+    // fails, so pod identity falls back (policy upstream).
+    let mut config = cloud.config();
+    config.identity.kubernetes_url = String::new();
+    let provider = TestProvider::start(
+        config,
+        with(
+            &cloud.rrsa_env(),
+            &[
+                ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+                ("KUBERNETES_SERVICE_PORT", "https"),
+            ],
+        ),
+    )
+    .await;
+    let response = provider
+        .mount(
+            read("test")
+                .for_pod("team-a", "app-kube-broken", "app")
+                .with_pod_identity(),
+        )
+        .await
+        .unwrap();
+    assert!(files(&response)["out"].contains("testpassword"));
+    provider.stop().await;
+
+    let text = logs.text();
+    for warning in [
+        "ALICLOUD_ROLE_ARN: \"csi-provider-role-7a1\" is not a RAM role ARN",
+        "only one of ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID is set",
+        "the OIDC provider ARN \"ack-rrsa-c0ffee\" does not look like acs:ram::",
+        "ALICLOUD_ROLE_SESSION_EXPIRATION=\"600\" is below 900 seconds",
+        "ALIBABA_CLOUD_ECS_METADATA=\"../admin\" is not a RAM role name",
+        "the Kubernetes client cannot be set up",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(" WARN ") && l.contains(warning)),
+            "no warning {warning:?}"
+        );
+    }
+    assert!(
+        text.lines().any(|l| l.contains("app-kube-broken")
+            && l.contains("reason=\"lookup failed\"")
+            && l.contains("KUBERNETES_SERVICE_PORT")),
+        "the fallback names the lookup's failure"
+    );
+}
+
+#[tokio::test]
+async fn a_node_publish_secret_with_one_key_is_skipped_as_upstream_skips_it() {
+    let logs = captured_logs();
+    let cloud = FakeCloud::start(identity_seed()).await;
+    let half = || {
+        read("test")
+            .for_pod("team-a", "np-half-1", "app")
+            .secret("access_key", "np-half-key-id")
+    };
+    // upstream: the next link (here the environment's access key) reads
+    let provider = TestProvider::start(cloud.config(), cloud.env()).await;
+    let response = provider.mount(half()).await.unwrap();
+    assert!(files(&response)["out"].contains("testpassword"));
+    provider.stop().await;
+    let line = logs
+        .text()
+        .lines()
+        .find(|l| l.contains("np-half-1") && l.contains("nodePublishSecretRef"))
+        .map(str::to_string)
+        .expect("a warning");
+    assert!(
+        line.contains(" WARN ") && line.contains("missing=\"access_secret\""),
+        "{line}"
+    );
+    assert!(!line.contains("np-half-key-id"), "{line}");
+
+    // strict: nothing else may serve it, and the error names the missing key
+    let mut config = cloud.config();
+    config.identity.policy = IdentityPolicy::Strict;
+    let provider = TestProvider::start(config, cloud.env()).await;
+    let status = provider
+        .mount(
+            read("test")
+                .for_pod("team-a", "np-half-2", "app")
+                .secret("access_secret", "np-half-secret-value"),
+        )
+        .await
+        .unwrap_err();
+    assert_status(
+        &status,
+        Code::PermissionDenied,
+        &["nodePublishSecretRef: the Secret has access_secret but no (or an empty) access_key"],
+    );
+    assert!(!status.message().contains("np-half-secret-value"));
+    provider.stop().await;
+    assert!(!logs.text().contains("np-half-secret-value"));
+}
