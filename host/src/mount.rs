@@ -382,8 +382,17 @@ impl Provider {
         ));
         let mount_label: Arc<str> = Arc::from(spec.pod.to_string());
         let (fetched, _holding) = self
-            .fetch_all(&spec, region, auth, deadline, mount_label)
-            .await?;
+            .fetch_all(&spec, region, auth.clone(), deadline, mount_label)
+            .await
+            .map_err(|mut e| {
+                // The event then says why another identity was used.
+                if let Some(reason) = auth.fallback() {
+                    e.message.push_str(&format!(
+                        "; note: pod identity (usePodServiceAccountToken) was skipped ({reason}), so the provider's identity was used, as the upstream provider does (identity.policy = \"upstream\")"
+                    ));
+                }
+                e
+            })?;
         let limits = self.config.limits.clone();
         self.cpu(&namespace, "building the files", move || {
             build_response(&spec, fetched, &limits)

@@ -137,6 +137,9 @@ pub struct Resolved {
     pub credentials: Arc<Credentials>,
     /// Their cache key, for temporary credentials.
     pub key: Option<CacheKey>,
+    /// Why pod identity, asked for, was skipped for them (policy
+    /// `upstream`), for the Mount's error if it fails.
+    pub fallback: Option<String>,
 }
 
 /// Provider RRSA: the provider's own projected token → `AssumeRoleWithOIDC`.
@@ -613,12 +616,25 @@ impl CredentialChain {
             missing.push(format!(
                 "pod identity: {skipped} (fell back to the provider's identities, as upstream)"
             ));
-        } else {
-            missing.push(
-                "pod identity: not asked for (usePodServiceAccountToken is not \"true\")"
-                    .to_string(),
-            );
+            let mut resolved = self.provider_identities(mount, deadline, missing).await?;
+            resolved.fallback = Some(skipped.to_string());
+            return Ok(resolved);
         }
+        missing.push(
+            "pod identity: not asked for (usePodServiceAccountToken is not \"true\")".to_string(),
+        );
+        self.provider_identities(mount, deadline, missing).await
+    }
+
+    /// The links after pod identity; `missing` says why earlier ones did not
+    /// apply.
+    async fn provider_identities(
+        &self,
+        mount: MountIdentity<'_>,
+        deadline: Instant,
+        mut missing: Vec<String>,
+    ) -> Result<Resolved, CredentialError> {
+        let strict = self.settings.policy == IdentityPolicy::Strict;
         let not_allowed = "not allowed by identity.policy = \"strict\"";
 
         if strict {
@@ -639,6 +655,7 @@ impl CredentialChain {
                 return Ok(Resolved {
                     credentials: Arc::new(credentials),
                     key: None,
+                    fallback: None,
                 });
             }
             NodePublish::Absent => missing.push(format!(
@@ -669,6 +686,7 @@ impl CredentialChain {
             return Ok(Resolved {
                 credentials: key.clone(),
                 key: None,
+                fallback: None,
             });
         }
         missing.push(self.settings.env_problem.clone().unwrap_or_else(|| {
@@ -785,6 +803,7 @@ impl CredentialChain {
         Ok(PodIdentity::Resolved(Resolved {
             credentials: loaded.credentials,
             key: Some(key),
+            fallback: None,
         }))
     }
 
@@ -824,6 +843,7 @@ impl CredentialChain {
         Ok(Resolved {
             credentials: loaded.credentials,
             key: Some(key),
+            fallback: None,
         })
     }
 
@@ -854,6 +874,7 @@ impl CredentialChain {
         Ok(Resolved {
             credentials,
             key: Some(key),
+            fallback: None,
         })
     }
 
@@ -880,6 +901,7 @@ impl CredentialChain {
         Ok(Resolved {
             credentials: loaded.credentials,
             key: Some(key),
+            fallback: None,
         })
     }
 

@@ -187,6 +187,27 @@ async fn pod_identity_falls_back_where_upstream_did_only_under_the_upstream_poli
         assert!(line.contains("WARN"), "{line}");
         assert!(line.contains(&format!("reason=\"{reason}\"")), "{line}");
     }
+    // a fallback identity that may not read the object: the error says why
+    // it was used
+    let provider = TestProvider::start(cloud.config(), cloud.rrsa_env()).await;
+    let status = provider
+        .mount(
+            read("team-a/db")
+                .for_pod("team-c", "fallback-denied", "app")
+                .with_pod_identity(),
+        )
+        .await
+        .unwrap_err();
+    assert_status(
+        &status,
+        Code::PermissionDenied,
+        &[
+            "team-a/db",
+            "note: pod identity (usePodServiceAccountToken) was skipped (service account team-c/app has no ack.alibabacloud.com/role-arn annotation",
+            "the provider's identity was used",
+        ],
+    );
+    provider.stop().await;
     // a fallback that ends nowhere says where it started
     let mut env = cloud.rrsa_env();
     env.push(("ALIBABA_CLOUD_ECS_METADATA_DISABLED".into(), "true".into()));

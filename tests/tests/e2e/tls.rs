@@ -34,13 +34,17 @@ async fn the_kubernetes_api_is_reached_over_tls_with_the_cluster_ca_only() {
     assert_eq!(front.forwarded(), 1);
     provider.stop().await;
 
-    // Another CA: the handshake fails, nothing is forwarded, the Mount says why.
+    // Another CA: the handshake fails, nothing is forwarded, and the Mount
+    // says why (under the strict policy: the upstream one falls back to the
+    // provider's identity, as upstream's did, and logs why).
+    let logs = captured_logs();
     let other_ca = TestCa::new("some other CA");
     config.identity.kubernetes_ca_file = other_ca
         .write_pem(dir.path(), "other.crt")
         .to_string_lossy()
         .into_owned();
-    let provider = TestProvider::start(config, cloud.rrsa_env()).await;
+    config.identity.policy = provider::config::IdentityPolicy::Strict;
+    let provider = TestProvider::start(config.clone(), cloud.rrsa_env()).await;
     let status = provider.mount(pod_read("team-a/db")).await.unwrap_err();
     let message = status.message();
     assert!(
@@ -49,6 +53,27 @@ async fn the_kubernetes_api_is_reached_over_tls_with_the_cluster_ca_only() {
         "{message}"
     );
     assert!(!message.contains(KUBERNETES_TOKEN), "{message}");
+    provider.stop().await;
+    config.identity.policy = provider::config::IdentityPolicy::Upstream;
+    let provider = TestProvider::start(config, cloud.rrsa_env()).await;
+    let status = provider
+        .mount(pod_read("team-a/db").for_pod("team-a", "app-tls-fallback", "app"))
+        .await
+        .unwrap_err();
+    // the node's role, which may not read team-a's secret; the event says
+    // why it was used
+    assert_status(
+        &status,
+        Code::PermissionDenied,
+        &[
+            "pod identity (usePodServiceAccountToken) was skipped",
+            "put its CA in identity.kubernetes_ca_file",
+        ],
+    );
+    assert!(logs.text().lines().any(|l| l.contains("app-tls-fallback")
+        && l.contains("reason=\"lookup failed\"")
+        && l.contains("put its CA in identity.kubernetes_ca_file")));
+    assert!(!logs.text().contains(KUBERNETES_TOKEN));
     assert_eq!(front.forwarded(), 1, "a connection got past the handshake");
     assert_eq!(cloud.service_account_gets(), 1);
     provider.stop().await;
