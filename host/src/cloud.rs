@@ -4,6 +4,7 @@
 //! deadline, and maps POP error bodies to typed errors.
 
 pub mod endpoint;
+pub mod kms_instance_ca;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,7 +118,15 @@ pub struct CloudStats {
 /// The shared client.
 #[derive(Debug)]
 pub struct CloudClient {
+    /// System roots plus `cloud.ca_file`: every endpoint but KMS instances.
     http: reqwest::Client,
+    /// Per region, the built-in CA of KMS instances plus `cloud.ca_file`,
+    /// built at the first call to an instance of that region.
+    kms_instance_http: std::sync::Mutex<std::collections::HashMap<&'static str, reqwest::Client>>,
+    /// The certificates of `cloud.ca_file`.
+    extra_roots: Vec<reqwest::Certificate>,
+    /// Fixed DNS answers (tests).
+    resolve: Vec<(String, std::net::SocketAddr)>,
     endpoints: EndpointResolver,
     settings: config::Cloud,
     stats: CloudStats,
@@ -129,15 +138,56 @@ pub fn install_crypto_provider() {
 }
 
 impl CloudClient {
-    /// Builds the client: one connection pool for every call of the process.
+    /// Builds the client: one connection pool for every call of the process
+    /// (and one per region for dedicated KMS instances, whose CA is built in).
     pub fn new(
         settings: &config::Cloud,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<CloudClient, String> {
+        CloudClient::with_resolve(settings, env, Vec::new())
+    }
+
+    /// [`CloudClient::new`], with the addresses of some hosts fixed instead
+    /// of looked up (as curl's `--resolve`; a port other than 0 replaces the
+    /// URL's). For tests: a KMS instance host name on a local TLS front.
+    pub fn with_resolve(
+        settings: &config::Cloud,
+        env: impl IntoIterator<Item = (String, String)>,
+        resolve: Vec<(String, std::net::SocketAddr)>,
+    ) -> Result<CloudClient, String> {
         install_crypto_provider();
         let endpoints = EndpointResolver::new(settings, env)?;
+        if let Some(problem) = endpoints.problem() {
+            tracing::warn!("{problem}: every STS call fails (as upstream's did)");
+        }
+        let extra_roots = if settings.ca_file.is_empty() {
+            Vec::new()
+        } else {
+            crate::http::read_ca_bundle(settings.ca_file.as_ref())
+                .map_err(|e| format!("cloud.ca_file: {e}"))?
+        };
+        let mut client = CloudClient {
+            http: reqwest::Client::new(),
+            kms_instance_http: Default::default(),
+            extra_roots,
+            resolve,
+            endpoints,
+            settings: settings.clone(),
+            stats: CloudStats::default(),
+        };
+        client.http = client
+            .builder()
+            .tls_certs_merge(client.extra_roots.iter().cloned())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(client)
+    }
+
+    /// The settings every HTTP client of the cloud API shares; the roots are
+    /// the caller's.
+    fn builder(&self) -> reqwest::ClientBuilder {
         let mut builder = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
+            .connect_timeout(self.settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .redirect(reqwest::redirect::Policy::none())
@@ -145,22 +195,62 @@ impl CloudClient {
                 "csi-secrets-store-provider-alibabacloud/",
                 env!("CARGO_PKG_VERSION")
             ));
-        if !settings.ca_file.is_empty() {
-            let certs = crate::http::read_ca_bundle(settings.ca_file.as_ref())
-                .map_err(|e| format!("cloud.ca_file: {e}"))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
+        for (host, addr) in &self.resolve {
+            builder = builder.resolve(host, *addr);
+        }
+        builder
+    }
+
+    /// The HTTP client for a call to `endpoint` for a Mount in `region`, and
+    /// the hint for a server certificate that it does not trust.
+    fn http_for(
+        &self,
+        endpoint: &Endpoint,
+        region: &str,
+    ) -> Result<(reqwest::Client, String), ApiError> {
+        use kms_instance_ca::Trust;
+        match kms_instance_ca::trust_for(&endpoint.host, region) {
+            Trust::System => {
+                let hint = if kms_instance_ca::is_kms_instance_host(&endpoint.host) {
+                    format!(
+                        "cloud.ca_file (no KMS instance CA is built in for region {region:?}: is the Mount's region, parameters.region or --region, the instance's?)"
+                    )
+                } else {
+                    "cloud.ca_file".to_string()
+                };
+                Ok((self.http.clone(), hint))
+            }
+            Trust::KmsInstance { region, pem } => {
+                let hint = format!(
+                    "cloud.ca_file (this endpoint trusts the built-in CA of KMS instances in {region}, the Mount's region, and cloud.ca_file: is the instance in {region}?)"
+                );
+                let mut clients = self
+                    .kms_instance_http
+                    .lock()
+                    .expect("KMS instance clients lock");
+                if let Some(client) = clients.get(region) {
+                    return Ok((client.clone(), hint));
+                }
+                let built_in = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
+                    ApiError::Denied(format!("the built-in CA of KMS instances in {region}: {e}"))
+                })?;
+                // Only the region's CA (and the operator's), as upstream: a
+                // public CA never vouches for a KMS instance.
+                let client = self
+                    .builder()
+                    .tls_certs_only(
+                        std::iter::once(built_in).chain(self.extra_roots.iter().cloned()),
+                    )
+                    .build()
+                    .map_err(|e| {
+                        ApiError::Denied(format!(
+                            "cannot build the HTTP client for KMS instances in {region}: {e}"
+                        ))
+                    })?;
+                clients.insert(region, client.clone());
+                Ok((client, hint))
             }
         }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(CloudClient {
-            http,
-            endpoints,
-            settings: settings.clone(),
-            stats: CloudStats::default(),
-        })
     }
 
     /// The client's counters.
@@ -222,7 +312,9 @@ impl CloudClient {
             let budget = self.settings.request_timeout.min(deadline - now);
             self.stats.attempts.fetch_add(1, Ordering::Relaxed);
             let result =
-                match tokio::time::timeout(budget, self.send_once(&endpoint, call, auth)).await {
+                match tokio::time::timeout(budget, self.send_once(&endpoint, region, call, auth))
+                    .await
+                {
                     Ok(result) => result,
                     Err(_) => Err(ApiError::Timeout(format!(
                         "{what} to {} did not answer within {budget:?}",
@@ -266,14 +358,16 @@ impl CloudClient {
     async fn send_once(
         &self,
         endpoint: &Endpoint,
+        region: &str,
         call: &ApiCall,
         auth: Auth<'_>,
     ) -> Result<ApiResponse, ApiError> {
+        let (http, ca_hint) = self.http_for(endpoint, region)?;
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let request = match auth {
             Auth::Signed(credentials) => {
                 let signed = sign_v3(endpoint, call, credentials, &now_iso8601(), &nonce);
-                let mut request = self.http.post(&signed.url);
+                let mut request = http.post(&signed.url);
                 for (name, value) in &signed.headers {
                     if name != "host" {
                         request = request.header(name.as_str(), value.as_str());
@@ -296,8 +390,7 @@ impl CloudClient {
                 let body: String = url::form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(call.parameters.iter())
                     .finish();
-                self.http
-                    .post(url)
+                http.post(url)
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(body)
             }
@@ -309,7 +402,7 @@ impl CloudClient {
                 call.action,
                 endpoint.authority(),
                 crate::http::transport_cause(&e),
-                crate::http::certificate_hint(&e, "cloud.ca_file")
+                crate::http::certificate_hint(&e, &ca_hint)
             ))
         })?;
         let status = response.status().as_u16();
@@ -735,6 +828,37 @@ mod tests {
         ] {
             assert!(!is_retryable_code(code, status), "{code}");
         }
+    }
+
+    #[test]
+    fn kms_instance_endpoints_get_a_client_per_region_with_its_ca() {
+        let client = CloudClient::new(&config::Cloud::default(), std::iter::empty()).unwrap();
+        let endpoint = |host: &str| Endpoint {
+            scheme: endpoint::Scheme::Https,
+            host: host.into(),
+            port: None,
+        };
+        let instance = endpoint("kst-hzz1.cryptoservice.kms.aliyuncs.com");
+        let count = || client.kms_instance_http.lock().unwrap().len();
+        let (_, hint) = client.http_for(&instance, "cn-hangzhou").unwrap();
+        assert!(
+            hint.contains("built-in CA of KMS instances in cn-hangzhou"),
+            "{hint}"
+        );
+        client.http_for(&instance, "cn-hangzhou").unwrap();
+        assert_eq!(count(), 1, "built once per region");
+        client.http_for(&instance, "cn-shanghai").unwrap();
+        assert_eq!(count(), 2);
+        let (_, hint) = client.http_for(&instance, "xx-test-1").unwrap();
+        assert!(
+            hint.contains("no KMS instance CA is built in for region \"xx-test-1\""),
+            "{hint}"
+        );
+        let (_, hint) = client
+            .http_for(&endpoint("kms-vpc.cn-hangzhou.aliyuncs.com"), "cn-hangzhou")
+            .unwrap();
+        assert_eq!(hint, "cloud.ca_file");
+        assert_eq!(count(), 2, "the shared client serves the rest");
     }
 
     #[test]

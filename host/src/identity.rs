@@ -61,6 +61,15 @@ impl MountAuth {
         &self.identity
     }
 
+    /// Why pod identity, asked for, was skipped for the Mount's credentials
+    /// (policy `upstream`, as upstream skips it), once they are resolved.
+    pub fn fallback(&self) -> Option<&str> {
+        match self.base.get() {
+            Some(Ok(resolved)) => resolved.fallback.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The credentials for a call: the Mount's own, or those of
     /// `cross_account` assumed from them.
     pub async fn credentials(

@@ -165,6 +165,19 @@ impl Provider {
         region: Option<String>,
         env: Vec<(String, String)>,
     ) -> Result<Provider, StartError> {
+        Provider::new_resolving(config, region, env, Vec::new()).await
+    }
+
+    /// [`Provider::new`], with the cloud API's DNS answers fixed for some
+    /// hosts (see [`CloudClient::with_resolve`]). For tests only: the process
+    /// has no way to set them.
+    #[doc(hidden)]
+    pub async fn new_resolving(
+        config: Config,
+        region: Option<String>,
+        env: Vec<(String, String)>,
+        resolve: Vec<(String, std::net::SocketAddr)>,
+    ) -> Result<Provider, StartError> {
         let default_region = match region.filter(|r| !r.is_empty()) {
             Some(r) if crate::config::is_valid_region(&r) => Some(r),
             Some(r) => return Err(StartError::Region(r)),
@@ -179,11 +192,17 @@ impl Provider {
         );
         let plugins = PluginRuntime::load(&config).await?;
         let cloud = Arc::new(
-            CloudClient::new(&config.cloud, env.iter().cloned()).map_err(StartError::Cloud)?,
+            CloudClient::with_resolve(&config.cloud, env.iter().cloned(), resolve)
+                .map_err(StartError::Cloud)?,
         );
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let id = &config.identity;
         let settings = IdentitySettings::new(lookup, id).map_err(StartError::Identity)?;
+        // Settings upstream started with and that fail (or may fail) per
+        // Mount: a warning now, the error on the Mounts they affect.
+        for warning in &settings.warnings {
+            tracing::warn!("{warning}");
+        }
         let imds = Arc::new(
             ImdsClient::new(ImdsSettings {
                 base_url: id.metadata_url.clone(),
@@ -191,43 +210,53 @@ impl Provider {
             })
             .map_err(|e| StartError::Identity(e.to_string()))?,
         );
-        let non_empty = |s: &str| (!s.is_empty()).then(|| std::path::PathBuf::from(s));
+        if let Some(problem) = imds.problem() {
+            tracing::warn!("{problem}: the ECS RAM role link fails on every Mount that reaches it");
+        }
+        let lookup_settings = LookupSettings {
+            ttl: id.service_account_cache_ttl,
+            ..LookupSettings::default()
+        };
         let token_file = std::path::Path::new(&id.kubernetes_token_file);
-        let kube_config = if id.kubernetes_url.is_empty() {
+        let roles = if id.kubernetes_url.is_empty() {
             // Without a mounted API token (chart: rbac.readServiceAccounts =
             // false) pod identity needs the SecretProviderClass's podRoleArn.
             if token_file.is_file() {
-                KubeConfig::in_cluster(
+                // In-cluster, as upstream's client-go: a client that cannot
+                // be set up fails each ServiceAccount lookup, not start-up.
+                match KubeConfig::in_cluster(
                     lookup,
                     token_file,
                     std::path::Path::new(&id.kubernetes_ca_file),
                 )
-                .map_err(|e| StartError::Identity(e.to_string()))?
+                .and_then(|config| config.map(KubeClient::new).transpose())
+                {
+                    Ok(kube) => RoleArnLookup::new(kube, lookup_settings),
+                    Err(e) => {
+                        tracing::warn!(
+                            error = %e,
+                            "the Kubernetes client cannot be set up: ServiceAccount role annotations cannot be read (with identity.policy = \"upstream\", pod identity falls back to the provider's identity, as upstream)"
+                        );
+                        RoleArnLookup::unavailable(e.to_string(), lookup_settings)
+                    }
+                }
             } else {
                 tracing::info!(
                     token_file = %token_file.display(),
                     "no Kubernetes API token: ServiceAccount role annotations are not read; pod identity needs podRoleArn"
                 );
-                None
+                RoleArnLookup::new(None, lookup_settings)
             }
         } else {
-            Some(KubeConfig::new(
+            let non_empty = |s: &str| (!s.is_empty()).then(|| std::path::PathBuf::from(s));
+            let kube = KubeClient::new(KubeConfig::new(
                 id.kubernetes_url.clone(),
                 id.kubernetes_token_file.clone(),
                 non_empty(&id.kubernetes_ca_file),
             ))
-        };
-        let kube = kube_config
-            .map(KubeClient::new)
-            .transpose()
             .map_err(|e| StartError::Identity(e.to_string()))?;
-        let roles = RoleArnLookup::new(
-            kube,
-            LookupSettings {
-                ttl: id.service_account_cache_ttl,
-                ..LookupSettings::default()
-            },
-        );
+            RoleArnLookup::new(Some(kube), lookup_settings)
+        };
         let credentials = CredentialChain::new(
             settings,
             StsClient::new(cloud.clone()),
@@ -374,8 +403,17 @@ impl Provider {
         ));
         let mount_label: Arc<str> = Arc::from(spec.pod.to_string());
         let (fetched, _holding) = self
-            .fetch_all(&spec, region, auth, deadline, mount_label)
-            .await?;
+            .fetch_all(&spec, region, auth.clone(), deadline, mount_label)
+            .await
+            .map_err(|mut e| {
+                // The event then says why another identity was used.
+                if let Some(reason) = auth.fallback() {
+                    e.message.push_str(&format!(
+                        "; note: pod identity (usePodServiceAccountToken) was skipped ({reason}), so the provider's identity was used, as the upstream provider does (identity.policy = \"upstream\")"
+                    ));
+                }
+                e
+            })?;
         let limits = self.config.limits.clone();
         self.cpu(&namespace, "building the files", move || {
             build_response(&spec, fetched, &limits)

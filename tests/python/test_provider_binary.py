@@ -303,6 +303,35 @@ def test_valid_config_file_is_used(launch, stubs, cloud, short_tmp):
     assert {f.path for f in response.files} == {"test"}
 
 
+def test_upstream_identity_variables_with_bad_values_warn_and_start(launch, stubs, cloud):
+    # Upstream started with any value of its variables and failed per Mount;
+    # so does the binary, with a warning naming each at start-up.
+    env = provider_env(cloud)
+    env.update(
+        ALIBABACLOUD_STS_ENDPOINT=cloud.url,
+        ALICLOUD_ROLE_ARN="provider-role",
+        ALICLOUD_ACCOUNT_ID="1234567890123456",
+        ALICLOUD_ROLE_SESSION_EXPIRATION="1h",
+    )
+    provider = launch(env=env)
+    warnings = [r.get("message", "") for r in provider.records() if r.get("level") == "WARN"]
+    for needle in [
+        'ALICLOUD_ROLE_ARN: "provider-role" is not a RAM role ARN',
+        "only one of ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID is set",
+        'ALICLOUD_ROLE_SESSION_EXPIRATION="1h" is not a whole number of seconds: ignored',
+    ]:
+        assert any(needle in w for w in warnings), (needle, warnings)
+    # The access key + AssumeRole link sends the role to STS, which refuses
+    # it, as upstream's SDK did.
+    with dial(provider.socket) as channel:
+        stub = stubs.pb2_grpc.CSIDriverProviderStub(channel)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Mount(objects_request(stubs.pb2, "- objectName: test\n"), timeout=CALL_TIMEOUT)
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED, error.value.details()
+    assert "InvalidParameter.RoleArn" in error.value.details()
+    assert provider.stop() == 0
+
+
 # === The mount subcommand ===
 
 

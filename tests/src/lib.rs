@@ -238,8 +238,18 @@ pub struct TestProvider {
 impl TestProvider {
     /// Starts the provider with `config` and `env` as its environment.
     pub async fn start(config: Config, env: Vec<(String, String)>) -> TestProvider {
+        TestProvider::start_resolving(config, env, Vec::new()).await
+    }
+
+    /// [`TestProvider::start`], with the cloud API's DNS answers for some
+    /// hosts fixed (e.g. a KMS instance host on a [`tls::TlsFront`]).
+    pub async fn start_resolving(
+        config: Config,
+        env: Vec<(String, String)>,
+        resolve: Vec<(String, std::net::SocketAddr)>,
+    ) -> TestProvider {
         let provider = Arc::new(
-            Provider::new(config, None, env)
+            Provider::new_resolving(config, None, env, resolve)
                 .await
                 .expect("starting the provider"),
         );

@@ -41,11 +41,15 @@ impl TestCa {
         path
     }
 
-    /// A server certificate for 127.0.0.1 and localhost with its key.
-    fn server_certificate(&self) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    /// A server certificate for 127.0.0.1, localhost and `names` with its key.
+    fn server_certificate(
+        &self,
+        names: &[&str],
+    ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params =
-            rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+        let mut sans = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        sans.extend(names.iter().map(|n| n.to_string()));
+        let params = rcgen::CertificateParams::new(sans).unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         let key = PrivatePkcs8KeyDer::from(key.serialize_der());
         (cert.der().clone(), key.into())
@@ -64,13 +68,20 @@ impl TlsFront {
     /// connection whose handshake completes to `backend` (`http://host:port`
     /// or `host:port`).
     pub async fn start(ca: &TestCa, backend: &str) -> TlsFront {
+        TlsFront::start_for(ca, backend, &[]).await
+    }
+
+    /// [`TlsFront::start`] with a certificate that also names `names` (e.g.
+    /// a KMS instance host, which the provider then resolves to
+    /// [`TlsFront::addr`]).
+    pub async fn start_for(ca: &TestCa, backend: &str, names: &[&str]) -> TlsFront {
         provider::cloud::install_crypto_provider();
         let backend: SocketAddr = backend
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .parse()
             .expect("the backend is ip:port");
-        let (cert, key) = ca.server_certificate();
+        let (cert, key) = ca.server_certificate(names);
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(vec![cert], key)
@@ -103,6 +114,11 @@ impl TlsFront {
             forwarded,
             task,
         }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// `https://127.0.0.1:<port>`.

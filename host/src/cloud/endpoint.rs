@@ -16,7 +16,8 @@ pub use contract::net::{
 #[derive(Debug, Clone)]
 pub struct EndpointResolver {
     vpc: bool,
-    sts: Endpoint,
+    /// The STS endpoint, or why `ALIBABA_CLOUD_STS_REGION` cannot make one.
+    sts: Result<Endpoint, String>,
     overrides: BTreeMap<String, Endpoint>,
     allowed: Vec<Pattern>,
 }
@@ -47,11 +48,6 @@ impl EndpointResolver {
         for (name, value) in env {
             match name.as_str() {
                 "ALIBABA_CLOUD_STS_REGION" if !value.is_empty() => {
-                    if !crate::config::is_valid_region(&value) {
-                        return Err(format!(
-                            "ALIBABA_CLOUD_STS_REGION: {value:?} is not a region id"
-                        ));
-                    }
                     sts_region = Some(value.clone());
                 }
                 "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED" => {
@@ -79,18 +75,23 @@ impl EndpointResolver {
             .map_err(|e| format!("cloud.allowed_endpoints: {e}"))?;
         // STS as the official credentials tools choose it: regional (and VPC)
         // only when ALIBABA_CLOUD_STS_REGION says which region, else global.
+        // A value that is not a region id fails every STS call (upstream's
+        // SDK built a host name of it and failed there), not start-up.
         let sts_host = match sts_region {
-            Some(region) if sts_vpc => format!("sts-vpc.{region}.aliyuncs.com"),
-            Some(region) => format!("sts.{region}.aliyuncs.com"),
-            None => "sts.aliyuncs.com".to_string(),
+            Some(region) if !crate::config::is_valid_region(&region) => Err(format!(
+                "ALIBABA_CLOUD_STS_REGION={region:?} is not a region id, so no STS endpoint can be built from it; set a region id (e.g. cn-hangzhou), unset it, or set ALIBABACLOUD_STS_ENDPOINT"
+            )),
+            Some(region) if sts_vpc => Ok(format!("sts-vpc.{region}.aliyuncs.com")),
+            Some(region) => Ok(format!("sts.{region}.aliyuncs.com")),
+            None => Ok("sts.aliyuncs.com".to_string()),
         };
         Ok(EndpointResolver {
             vpc: cloud.network == crate::config::Network::Vpc,
-            sts: Endpoint {
+            sts: sts_host.map(|host| Endpoint {
                 scheme: Scheme::Https,
-                host: sts_host,
+                host,
                 port: None,
-            },
+            }),
             overrides,
             allowed,
         })
@@ -111,23 +112,31 @@ impl EndpointResolver {
         }
         match requested.map(str::trim).filter(|r| !r.is_empty()) {
             Some(requested) => self.check_requested(requested),
-            None => Ok(self.default_for(product, region)),
+            None => self.default_for(product, region),
         }
     }
 
-    fn default_for(&self, product: &str, region: &str) -> Endpoint {
+    /// A setting that makes every call of a product fail (start-up warning).
+    pub fn problem(&self) -> Option<&str> {
+        match &self.sts {
+            Err(problem) if !self.overrides.contains_key("sts") => Some(problem),
+            _ => None,
+        }
+    }
+
+    fn default_for(&self, product: &str, region: &str) -> Result<Endpoint, String> {
         if let Some(endpoint) = self.overrides.get(product) {
-            return endpoint.clone();
+            return Ok(endpoint.clone());
         }
         if product == "sts" {
             return self.sts.clone();
         }
         let network = if self.vpc { "-vpc" } else { "" };
-        Endpoint {
+        Ok(Endpoint {
             scheme: Scheme::Https,
             host: format!("{product}{network}.{region}.aliyuncs.com"),
             port: None,
-        }
+        })
     }
 
     fn check_requested(&self, requested: &str) -> Result<Endpoint, String> {
@@ -369,13 +378,24 @@ mod tests {
             sts(&[("ALIBABACLOUD_STS_ENDPOINT", "http://127.0.0.1:9")]),
             "127.0.0.1:9"
         );
-        assert!(
-            EndpointResolver::new(
-                &Cloud::default(),
-                [("ALIBABA_CLOUD_STS_REGION".to_string(), "x y".to_string())]
-            )
-            .is_err()
+        // not a region id: a warning and failed STS calls, not start-up
+        let bad = resolver(Cloud::default(), &[("ALIBABA_CLOUD_STS_REGION", "x y")]);
+        let problem = bad.problem().unwrap().to_string();
+        assert!(problem.contains("ALIBABA_CLOUD_STS_REGION=\"x y\" is not a region id"));
+        assert_eq!(
+            bad.resolve("sts", "cn-hangzhou", None).unwrap_err(),
+            problem
         );
+        assert!(bad.resolve("kms", "cn-hangzhou", None).is_ok());
+        let overridden = resolver(
+            Cloud::default(),
+            &[
+                ("ALIBABA_CLOUD_STS_REGION", "x y"),
+                ("ALIBABACLOUD_STS_ENDPOINT", "http://127.0.0.1:9"),
+            ],
+        );
+        assert_eq!(overridden.problem(), None);
+        assert!(overridden.resolve("sts", "cn-hangzhou", None).is_ok());
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! The credential chain: which identity serves a Mount, in the upstream
-//! provider's order and with its environment variables, fail-closed for pod
-//! identity, filtered by the identity policy, with every temporary credential
-//! cached per identity.
+//! provider's order and with its environment variables, filtered by the
+//! identity policy, with every temporary credential cached per identity.
 //!
 //! Links: (1) pod identity (`usePodServiceAccountToken`: the pod's token →
 //! STS `AssumeRoleWithOIDC`), (2) provider RRSA (the provider's projected
 //! token), (3) access key + `AssumeRole`, (4) the volume's
 //! nodePublishSecretRef, (5) access key from the environment, (6) the ECS
 //! worker's RAM role. Under `identity.policy = "strict"` only (1) and (4).
+//!
+//! Pod identity that was asked for falls back to the next links only where
+//! upstream's did (no token sent, no role annotation, the ServiceAccount
+//! cannot be read), only under `"upstream"` (where a Mount that does not ask
+//! gets those links anyway), and with a warning; anything else that stops it
+//! (a token for another audience or account, a bad role, no OIDC provider,
+//! STS refusing) fails the Mount, as upstream's did.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -63,7 +69,7 @@ pub enum CredentialError {
     },
     /// Pod identity was asked for and cannot be honoured.
     #[error(
-        "pod identity (usePodServiceAccountToken): {message}; the provider never falls back to another identity when pod identity is asked for"
+        "pod identity (usePodServiceAccountToken): {message}; no other identity is used for this Mount"
     )]
     PodIdentity {
         /// What is missing or failed.
@@ -135,6 +141,9 @@ pub struct Resolved {
     pub credentials: Arc<Credentials>,
     /// Their cache key, for temporary credentials.
     pub key: Option<CacheKey>,
+    /// Why pod identity, asked for, was skipped for them (policy
+    /// `upstream`), for the Mount's error if it fails.
+    pub fallback: Option<String>,
 }
 
 /// Provider RRSA: the provider's own projected token → `AssumeRoleWithOIDC`.
@@ -155,6 +164,9 @@ pub struct RamRole {
     pub role_arn: String,
     /// `ALICLOUD_ROLE_SESSION_EXPIRATION`.
     pub duration_seconds: Option<u32>,
+    /// Why `ALICLOUD_ROLE_SESSION_EXPIRATION` makes this link fail on every
+    /// Mount (below 900 s: upstream's SDK refused to build the credential).
+    pub duration_problem: Option<String>,
 }
 
 /// What the environment and config.toml configure, read once at start-up.
@@ -172,17 +184,33 @@ pub struct IdentitySettings {
     pub env_key: Option<Arc<Credentials>>,
     /// Why link 5 does not apply, when half-configured.
     pub env_problem: Option<String>,
-    /// `RoleSessionName` of the provider's own sessions.
+    /// `RoleSessionName` of the provider's own sessions:
+    /// `ALICLOUD_ROLE_SESSION_NAME`, else upstream's default.
     pub session_name: String,
+    /// Whether `ALICLOUD_ROLE_SESSION_NAME` (or
+    /// `ALIBABA_CLOUD_ROLE_SESSION_NAME`) is set: then every session is named
+    /// as upstream names it (see [`IdentitySettings::pod_session_name`]).
+    pub session_name_set: bool,
     /// `DurationSeconds` for pod identity, provider RRSA and cross-account.
     pub session_duration: u32,
     /// `ExternalId` for cross-account roles.
     pub cross_account_external_id: Option<String>,
+    /// Settings that upstream started with and that fail (or may fail) on
+    /// the Mounts they affect: logged at start-up, never fatal.
+    pub warnings: Vec<String>,
 }
+
+/// Upstream's `RoleSessionName` of `crossAccountRoleArn` sessions (it does
+/// not follow `ALICLOUD_ROLE_SESSION_NAME`).
+pub const CROSS_ACCOUNT_SESSION_NAME: &str = "csi-secrets-store-cross-account";
 
 impl IdentitySettings {
     /// Reads the upstream and official SDK variables through `lookup` and the
-    /// `[identity]` table. Invalid values are start-up errors.
+    /// `[identity]` table. A variable upstream read is never a start-up
+    /// error: upstream started with any value and failed (or not) per Mount,
+    /// so a bad one is a warning ([`IdentitySettings::warnings`]) and the
+    /// Mounts that use it fail as upstream's did. Only config.toml values
+    /// (ours) stop start-up.
     pub fn new(
         lookup: impl Fn(&str) -> Option<String>,
         config: &Identity,
@@ -192,46 +220,70 @@ impl IdentitySettings {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let first = |names: &[&str]| names.iter().find_map(|n| get(n));
+        let first =
+            |names: &[&'static str]| names.iter().find_map(|n| get(n).map(|value| (*n, value)));
+        let mut warnings = Vec::new();
 
-        let oidc_provider_arn = match first(&["ALICLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"]) {
-            Some(arn) => Some(arn),
-            None => match (get("ALICLOUD_ACCOUNT_ID"), get("ALICLOUD_CLUSTER_ID")) {
-                (Some(account), Some(cluster)) => Some(format!("acs:ram::{account}:oidc-provider/ack-rrsa-{cluster}")),
-                (Some(_), None) => return Err("ALICLOUD_ACCOUNT_ID is set but ALICLOUD_CLUSTER_ID is not; both build the OIDC provider ARN".into()),
-                (None, Some(_)) => return Err("ALICLOUD_CLUSTER_ID is set but ALICLOUD_ACCOUNT_ID is not; both build the OIDC provider ARN".into()),
-                (None, None) => Some(config.oidc_provider_arn.clone()).filter(|a| !a.is_empty()),
-            },
+        // Upstream's order: ALICLOUD_OIDC_PROVIDER_ARN, else built from
+        // ALICLOUD_ACCOUNT_ID + ALICLOUD_CLUSTER_ID (one without the other
+        // builds nothing); the SDK's own variable and config.toml after.
+        let built = match (get("ALICLOUD_ACCOUNT_ID"), get("ALICLOUD_CLUSTER_ID")) {
+            (Some(account), Some(cluster)) => Some((
+                "ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID",
+                format!("acs:ram::{account}:oidc-provider/ack-rrsa-{cluster}"),
+            )),
+            (Some(_), None) | (None, Some(_)) => {
+                warnings.push(
+                    "only one of ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID is set (chart values rrsa.accountId, rrsa.clusterId): both are needed to build the OIDC provider ARN, so they are ignored, as upstream ignores them; without another OIDC provider ARN, pod identity fails and provider RRSA does not apply".to_string(),
+                );
+                None
+            }
+            (None, None) => None,
         };
-        if let Some(arn) = &oidc_provider_arn
-            && !arn.starts_with("acs:ram::")
+        let oidc_provider_arn = match get("ALICLOUD_OIDC_PROVIDER_ARN")
+            .map(|arn| ("ALICLOUD_OIDC_PROVIDER_ARN", arn))
+            .or(built)
+            .or_else(|| first(&["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"]))
         {
-            return Err(format!(
-                "the OIDC provider ARN {arn:?} must look like acs:ram::<account-id>:oidc-provider/<name>"
-            ));
-        }
-        let role_arn = first(&["ALICLOUD_ROLE_ARN", "ALIBABA_CLOUD_ROLE_ARN"]);
-        if let Some(arn) = &role_arn {
-            check_role_arn(arn).map_err(|e| format!("ALICLOUD_ROLE_ARN: {e}"))?;
-        }
-        let session_name = first(&[
+            Some((source, arn)) => {
+                if !arn.starts_with("acs:ram::") {
+                    warnings.push(format!(
+                        "{source}: the OIDC provider ARN {arn:?} does not look like acs:ram::<account-id>:oidc-provider/<name>; STS will refuse it on every Mount that uses pod identity or provider RRSA"
+                    ));
+                }
+                Some(arn)
+            }
+            None if config.oidc_provider_arn.is_empty() => None,
+            None => {
+                let arn = config.oidc_provider_arn.clone();
+                if !arn.starts_with("acs:ram::") {
+                    return Err(format!(
+                        "identity.oidc_provider_arn: {arn:?} must look like acs:ram::<account-id>:oidc-provider/<name>"
+                    ));
+                }
+                Some(arn)
+            }
+        };
+        let role_arn = first(&["ALICLOUD_ROLE_ARN", "ALIBABA_CLOUD_ROLE_ARN"]).map(|(name, arn)| {
+            if let Err(e) = check_role_arn(&arn) {
+                warnings.push(format!(
+                    "{name}: {e}; provider RRSA or access key + AssumeRole sends it to STS, which refuses it, on every Mount they serve"
+                ));
+            }
+            arn
+        });
+        let configured_session_name = first(&[
             "ALICLOUD_ROLE_SESSION_NAME",
             "ALIBABA_CLOUD_ROLE_SESSION_NAME",
         ])
-        .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string());
-        let duration_seconds = match get("ALICLOUD_ROLE_SESSION_EXPIRATION") {
-            None => None,
-            Some(text) => match text.parse::<u32>() {
-                Ok(n @ 900..=43200) => Some(n),
-                _ => {
-                    return Err(format!(
-                        "ALICLOUD_ROLE_SESSION_EXPIRATION={text:?} must be a number of seconds from 900 to 43200"
-                    ));
-                }
-            },
-        };
+        .map(|(_, name)| name);
+        let session_name_set = configured_session_name.is_some();
+        let session_name =
+            configured_session_name.unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string());
+        let (duration_seconds, duration_problem) =
+            session_expiration(get("ALICLOUD_ROLE_SESSION_EXPIRATION"), &mut warnings);
         let token_file = first(&["ALICLOUD_OIDC_TOKEN_FILE", "ALIBABA_CLOUD_OIDC_TOKEN_FILE"])
-            .map(PathBuf::from)
+            .map(|(_, file)| PathBuf::from(file))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PROVIDER_TOKEN_FILE));
 
         let upstream_key = match (get("ACCESS_KEY_ID"), get("SECRET_ACCESS_KEY")) {
@@ -258,6 +310,7 @@ impl IdentitySettings {
                 },
                 role_arn: role.clone(),
                 duration_seconds,
+                duration_problem,
             }),
             _ => None,
         };
@@ -271,10 +324,83 @@ impl IdentitySettings {
             env_key,
             env_problem,
             session_name,
+            session_name_set,
             session_duration: config.session_duration.as_secs() as u32,
             cross_account_external_id: Some(config.cross_account_external_id.clone())
                 .filter(|e| !e.is_empty()),
+            warnings,
         })
+    }
+
+    /// `RoleSessionName` of pod identity: `<namespace>.<serviceaccount>`,
+    /// so that audit logs tell workloads apart, unless
+    /// `ALICLOUD_ROLE_SESSION_NAME` is set: then that name, as upstream
+    /// (policies and audit queries may be keyed on it).
+    pub fn pod_session_name(&self, pod: &PodInfo) -> String {
+        if self.session_name_set {
+            self.session_name.clone()
+        } else {
+            session_name(&[&pod.namespace, &pod.service_account])
+        }
+    }
+
+    /// `RoleSessionName` of a `crossAccountRoleArn` session:
+    /// `<namespace>.<pod>`, unless `ALICLOUD_ROLE_SESSION_NAME` is set: then
+    /// upstream's fixed [`CROSS_ACCOUNT_SESSION_NAME`].
+    pub fn cross_account_session_name(&self, pod: &PodInfo) -> String {
+        if self.session_name_set {
+            CROSS_ACCOUNT_SESSION_NAME.to_string()
+        } else {
+            session_name(&[&pod.namespace, &pod.name])
+        }
+    }
+}
+
+/// `ALICLOUD_ROLE_SESSION_EXPIRATION` as upstream read it: not a whole
+/// number → ignored (logged); below 900 → access key + AssumeRole fails on
+/// every Mount (the SDK refused it); above STS's 43200 → sent, STS refuses.
+fn session_expiration(
+    text: Option<String>,
+    warnings: &mut Vec<String>,
+) -> (Option<u32>, Option<String>) {
+    let Some(text) = text else {
+        return (None, None);
+    };
+    match text.parse::<i64>() {
+        Err(_) => {
+            warnings.push(format!(
+                "ALICLOUD_ROLE_SESSION_EXPIRATION={text:?} is not a whole number of seconds: ignored, as upstream ignores it (access key + AssumeRole asks for STS's default duration)"
+            ));
+            (None, None)
+        }
+        Ok(n) if n < 900 => {
+            let problem = format!(
+                "ALICLOUD_ROLE_SESSION_EXPIRATION={text:?} is below 900 seconds, the shortest STS session"
+            );
+            warnings.push(format!(
+                "{problem}: access key + AssumeRole fails on every Mount it serves, as upstream's did"
+            ));
+            (None, Some(problem))
+        }
+        Ok(n) => match u32::try_from(n) {
+            Ok(seconds) => {
+                if seconds > 43200 {
+                    warnings.push(format!(
+                        "ALICLOUD_ROLE_SESSION_EXPIRATION={text:?} is above 43200 seconds, the longest STS session: STS refuses it on every Mount that access key + AssumeRole serves"
+                    ));
+                }
+                (Some(seconds), None)
+            }
+            Err(_) => {
+                let problem = format!(
+                    "ALICLOUD_ROLE_SESSION_EXPIRATION={text:?} is far above 43200 seconds, the longest STS session"
+                );
+                warnings.push(format!(
+                    "{problem}: access key + AssumeRole fails on every Mount it serves"
+                ));
+                (None, Some(problem))
+            }
+        },
     }
 }
 
@@ -342,6 +468,77 @@ pub fn check_role_arn(arn: &str) -> Result<(), String> {
     }
 }
 
+/// What pod identity came to, when it raised no error.
+enum PodIdentity {
+    /// Credentials.
+    Resolved(Resolved),
+    /// Not applied, where upstream skips its pod identity link.
+    Skipped(Skipped),
+}
+
+/// Why pod identity was asked for and not applied, in the cases where the
+/// upstream provider skips its pod identity link and goes on down the chain
+/// (under `identity.policy = "upstream"` this provider does too, with a
+/// warning; under `"strict"` the Mount fails).
+#[derive(Debug, Clone)]
+enum Skipped {
+    /// No service account tokens in the request.
+    NoToken,
+    /// The ServiceAccount has no (or an empty) role annotation, or does not
+    /// exist.
+    NoAnnotation {
+        namespace: String,
+        service_account: String,
+    },
+    /// The ServiceAccount could not be read.
+    LookupFailed {
+        namespace: String,
+        service_account: String,
+        error: String,
+    },
+}
+
+impl Skipped {
+    /// The reason, short (the warning's `reason` field).
+    fn reason(&self) -> &'static str {
+        match self {
+            Skipped::NoToken => "no token",
+            Skipped::NoAnnotation { .. } => "no annotation",
+            Skipped::LookupFailed { .. } => "lookup failed",
+        }
+    }
+
+    fn is_retryable(&self) -> bool {
+        matches!(self, Skipped::LookupFailed { .. })
+    }
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skipped::NoToken => write!(
+                f,
+                "the driver sent no service account token; add {{audience: {STS_AUDIENCE}}} to tokenRequests of the CSIDriver secrets-store.csi.k8s.io (chart value secrets-store-csi-driver.tokenRequests)"
+            ),
+            Skipped::NoAnnotation {
+                namespace,
+                service_account,
+            } => write!(
+                f,
+                "service account {namespace}/{service_account} has no ack.alibabacloud.com/role-arn annotation and the SecretProviderClass sets no podRoleArn"
+            ),
+            Skipped::LookupFailed {
+                namespace,
+                service_account,
+                error,
+            } => write!(
+                f,
+                "reading the role of service account {namespace}/{service_account}: {error}"
+            ),
+        }
+    }
+}
+
 /// The chain, its clients and its cache; one per process.
 pub struct CredentialChain {
     settings: IdentitySettings,
@@ -393,13 +590,55 @@ impl CredentialChain {
         mount: MountIdentity<'_>,
         deadline: Instant,
     ) -> Result<Resolved, CredentialError> {
-        if mount.use_pod_service_account_token {
-            return self.pod_identity(mount, deadline).await;
-        }
         let strict = self.settings.policy == IdentityPolicy::Strict;
-        let mut missing = vec![
+        let mut missing = Vec::new();
+        if mount.use_pod_service_account_token {
+            let skipped = match self.pod_identity(mount, deadline).await? {
+                PodIdentity::Resolved(resolved) => return Ok(resolved),
+                PodIdentity::Skipped(skipped) => skipped,
+            };
+            if strict {
+                return Err(CredentialError::PodIdentity {
+                    message: format!(
+                        "{skipped} (identity.policy = \"strict\" does not fall back to the provider's identity)"
+                    ),
+                    retryable: skipped.is_retryable(),
+                });
+            }
+            // Upstream skips its pod identity link in these cases and goes
+            // on down the chain; a Mount that does not ask for pod identity
+            // gets the same identities under this policy, so this grants
+            // nothing new.
+            tracing::warn!(
+                namespace = %mount.pod.namespace,
+                pod = %mount.pod.name,
+                service_account = %mount.pod.service_account,
+                reason = skipped.reason(),
+                detail = %skipped,
+                "pod identity (usePodServiceAccountToken) does not apply: falling back to the provider's identity, as the upstream provider does (identity.policy = \"upstream\"; \"strict\" fails the Mount instead)"
+            );
+            missing.push(format!(
+                "pod identity: {skipped} (fell back to the provider's identities, as upstream)"
+            ));
+            let mut resolved = self.provider_identities(mount, deadline, missing).await?;
+            resolved.fallback = Some(skipped.to_string());
+            return Ok(resolved);
+        }
+        missing.push(
             "pod identity: not asked for (usePodServiceAccountToken is not \"true\")".to_string(),
-        ];
+        );
+        self.provider_identities(mount, deadline, missing).await
+    }
+
+    /// The links after pod identity; `missing` says why earlier ones did not
+    /// apply.
+    async fn provider_identities(
+        &self,
+        mount: MountIdentity<'_>,
+        deadline: Instant,
+        mut missing: Vec<String>,
+    ) -> Result<Resolved, CredentialError> {
+        let strict = self.settings.policy == IdentityPolicy::Strict;
         let not_allowed = "not allowed by identity.policy = \"strict\"";
 
         if strict {
@@ -415,11 +654,30 @@ impl CredentialChain {
             missing.push("access key + AssumeRole: ACCESS_KEY_ID, SECRET_ACCESS_KEY and ALICLOUD_ROLE_ARN are not all set".into());
         }
 
-        match node_publish_credentials(mount.node_publish_secrets)? {
-            Some(credentials) => return Ok(Resolved { credentials: Arc::new(credentials), key: None }),
-            None => missing.push(format!(
+        match node_publish_credentials(mount.node_publish_secrets) {
+            NodePublish::Found(credentials) => {
+                return Ok(Resolved {
+                    credentials: Arc::new(credentials),
+                    key: None,
+                    fallback: None,
+                });
+            }
+            NodePublish::Absent => missing.push(format!(
                 "nodePublishSecretRef: no Secret with {NODE_PUBLISH_ACCESS_KEY} and {NODE_PUBLISH_ACCESS_SECRET} keys"
             )),
+            NodePublish::Half { present, absent } => {
+                // Upstream skips such a Secret; name the key, never a value.
+                tracing::warn!(
+                    namespace = %mount.pod.namespace,
+                    pod = %mount.pod.name,
+                    present,
+                    missing = absent,
+                    "the nodePublishSecretRef Secret has {present} but no (or an empty) {absent}: skipped, as the upstream provider skips it; the next identity of the chain is used"
+                );
+                missing.push(format!(
+                    "nodePublishSecretRef: the Secret has {present} but no (or an empty) {absent}, so it was skipped"
+                ));
+            }
         }
 
         if strict {
@@ -432,6 +690,7 @@ impl CredentialChain {
             return Ok(Resolved {
                 credentials: key.clone(),
                 key: None,
+                fallback: None,
             });
         }
         missing.push(self.settings.env_problem.clone().unwrap_or_else(|| {
@@ -446,38 +705,27 @@ impl CredentialChain {
         }
     }
 
+    /// Pod identity: the pod's token for STS, the role of its
+    /// ServiceAccount (or `podRoleArn`) → `AssumeRoleWithOIDC`. Where the
+    /// upstream provider skips this link (no token sent, no role annotation,
+    /// the ServiceAccount cannot be read) it says so with
+    /// [`PodIdentity::Skipped`]; every other problem is an error. With
+    /// `podRoleArn` (ours, not upstream's) nothing is skipped: the Mount
+    /// named its role.
     async fn pod_identity(
         &self,
         mount: MountIdentity<'_>,
         deadline: Instant,
-    ) -> Result<Resolved, CredentialError> {
+    ) -> Result<PodIdentity, CredentialError> {
         let fail =
             |message: String, retryable: bool| CredentialError::PodIdentity { message, retryable };
         let pod = mount.pod;
-        let tokens = mount.service_account_tokens.ok_or_else(|| {
-            fail(
-                format!(
-                    "the driver sent no service account token; add {{audience: {STS_AUDIENCE}}} to tokenRequests of the CSIDriver secrets-store.csi.k8s.io (chart value secrets-store-csi-driver.tokenRequests)"
-                ),
-                false,
-            )
-        })?;
-        let token = token_for_audience(&tokens.0, STS_AUDIENCE, unix_now())
-            .map_err(|e| fail(e.0, false))?;
-        // The cache is keyed by the token's subject, and a cache hit skips
-        // STS's check of the token: accept only a token of this pod's own
-        // service account (kubelet sets the pod's namespace and account; a
-        // volume attribute cannot).
-        let expected = subject_for(&pod.namespace, &pod.service_account);
-        if token.subject != expected {
-            return Err(fail(
-                format!(
-                    "the service account token is for {:?}, not for this pod's service account {expected:?}",
-                    token.subject
-                ),
-                false,
-            ));
-        }
+        let Some(tokens) = mount.service_account_tokens else {
+            return match mount.pod_role_arn {
+                Some(_) => Err(fail(Skipped::NoToken.to_string(), false)),
+                None => Ok(PodIdentity::Skipped(Skipped::NoToken)),
+            };
+        };
         let role_arn = match mount.pod_role_arn {
             Some(role) => {
                 check_role_arn(role).map_err(|e| fail(format!("podRoleArn: {e}"), false))?;
@@ -495,25 +743,36 @@ impl CredentialChain {
                     role
                 }
                 Ok(None) => {
-                    return Err(fail(
-                        format!(
-                            "service account {}/{} has no ack.alibabacloud.com/role-arn annotation and the SecretProviderClass sets no podRoleArn",
-                            pod.namespace, pod.service_account
-                        ),
-                        false,
-                    ));
+                    return Ok(PodIdentity::Skipped(Skipped::NoAnnotation {
+                        namespace: pod.namespace.clone(),
+                        service_account: pod.service_account.clone(),
+                    }));
                 }
                 Err(e) => {
-                    return Err(fail(
-                        format!(
-                            "reading the role of service account {}/{}: {e}",
-                            pod.namespace, pod.service_account
-                        ),
-                        true,
-                    ));
+                    return Ok(PodIdentity::Skipped(Skipped::LookupFailed {
+                        namespace: pod.namespace.clone(),
+                        service_account: pod.service_account.clone(),
+                        error: e.to_string(),
+                    }));
                 }
             },
         };
+        let token = token_for_audience(&tokens.0, STS_AUDIENCE, unix_now())
+            .map_err(|e| fail(e.0, false))?;
+        // The cache is keyed by the token's subject, and a cache hit skips
+        // STS's check of the token: accept only a token of this pod's own
+        // service account (kubelet sets the pod's namespace and account; a
+        // volume attribute cannot).
+        let expected = subject_for(&pod.namespace, &pod.service_account);
+        if token.subject != expected {
+            return Err(fail(
+                format!(
+                    "the service account token is for {:?}, not for this pod's service account {expected:?}",
+                    token.subject
+                ),
+                false,
+            ));
+        }
         let provider = self.settings.oidc_provider_arn.as_deref().ok_or_else(|| {
             fail(
                 "the cluster's OIDC provider ARN is not configured: set ALICLOUD_OIDC_PROVIDER_ARN, or ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID (chart values rrsa.accountId and rrsa.clusterId), or identity.oidc_provider_arn".into(),
@@ -521,7 +780,7 @@ impl CredentialChain {
             )
         })?;
         let key = CacheKey::oidc(&role_arn, provider, &token.subject);
-        let session = session_name(&[&pod.namespace, &pod.service_account]);
+        let session = self.settings.pod_session_name(pod);
         let request = RoleRequest {
             role_arn: &role_arn,
             session_name: &session,
@@ -545,10 +804,11 @@ impl CredentialChain {
             })
             .await
             .map_err(|e| fail(e.to_string(), is_temporary(&e)))?;
-        Ok(Resolved {
+        Ok(PodIdentity::Resolved(Resolved {
             credentials: loaded.credentials,
             key: Some(key),
-        })
+            fallback: None,
+        }))
     }
 
     async fn provider_rrsa(
@@ -587,6 +847,7 @@ impl CredentialChain {
         Ok(Resolved {
             credentials: loaded.credentials,
             key: Some(key),
+            fallback: None,
         })
     }
 
@@ -596,6 +857,13 @@ impl CredentialChain {
         deadline: Instant,
     ) -> Result<Resolved, CredentialError> {
         const LINK: &str = "access key + AssumeRole";
+        if let Some(problem) = &ram.duration_problem {
+            return Err(CredentialError::Failed {
+                link: LINK,
+                message: problem.clone(),
+                retryable: false,
+            });
+        }
         let key = CacheKey::assume_role(&ram.base, &ram.role_arn)
             .with_session_name(&self.settings.session_name);
         let request = RoleRequest {
@@ -610,6 +878,7 @@ impl CredentialChain {
         Ok(Resolved {
             credentials,
             key: Some(key),
+            fallback: None,
         })
     }
 
@@ -636,6 +905,7 @@ impl CredentialChain {
         Ok(Resolved {
             credentials: loaded.credentials,
             key: Some(key),
+            fallback: None,
         })
     }
 
@@ -654,7 +924,7 @@ impl CredentialChain {
             message,
             retryable: false,
         })?;
-        let session = session_name(&[&pod.namespace, &pod.name]);
+        let session = self.settings.cross_account_session_name(pod);
         let mut key = match &base.key {
             Some(base_key) => CacheKey::assume_role_from(base_key, role_arn),
             None => CacheKey::assume_role(&base.credentials, role_arn),
@@ -740,9 +1010,20 @@ fn unix_now() -> i64 {
         .unwrap_or_default()
 }
 
-fn node_publish_credentials(
-    secrets: &BTreeMap<String, Sensitive<String>>,
-) -> Result<Option<Credentials>, CredentialError> {
+/// What the nodePublishSecretRef holds.
+enum NodePublish {
+    /// An access key.
+    Found(Credentials),
+    /// Neither key.
+    Absent,
+    /// One key without the other (or with an empty value): upstream skips it.
+    Half {
+        present: &'static str,
+        absent: &'static str,
+    },
+}
+
+fn node_publish_credentials(secrets: &BTreeMap<String, Sensitive<String>>) -> NodePublish {
     let get = |key: &str| {
         secrets
             .iter()
@@ -750,28 +1031,25 @@ fn node_publish_credentials(
             .map(|(_, v)| v.0.trim())
             .filter(|v| !v.is_empty())
     };
-    let invalid = |message: String| CredentialError::Failed {
-        link: "nodePublishSecretRef",
-        message,
-        retryable: false,
-    };
     match (
         get(NODE_PUBLISH_ACCESS_KEY),
         get(NODE_PUBLISH_ACCESS_SECRET),
     ) {
-        (Some(id), Some(secret)) => Ok(Some(Credentials {
+        (Some(id), Some(secret)) => NodePublish::Found(Credentials {
             access_key_id: id.to_string(),
             access_key_secret: Sensitive(secret.to_string()),
             security_token: get(NODE_PUBLISH_SECURITY_TOKEN).map(|t| Sensitive(t.to_string())),
             source: "nodePublishSecretRef",
-        })),
-        (Some(_), None) => Err(invalid(format!(
-            "the Secret has {NODE_PUBLISH_ACCESS_KEY} but no {NODE_PUBLISH_ACCESS_SECRET}"
-        ))),
-        (None, Some(_)) => Err(invalid(format!(
-            "the Secret has {NODE_PUBLISH_ACCESS_SECRET} but no {NODE_PUBLISH_ACCESS_KEY}"
-        ))),
-        (None, None) => Ok(None),
+        }),
+        (Some(_), None) => NodePublish::Half {
+            present: NODE_PUBLISH_ACCESS_KEY,
+            absent: NODE_PUBLISH_ACCESS_SECRET,
+        },
+        (None, Some(_)) => NodePublish::Half {
+            present: NODE_PUBLISH_ACCESS_SECRET,
+            absent: NODE_PUBLISH_ACCESS_KEY,
+        },
+        (None, None) => NodePublish::Absent,
     }
 }
 
@@ -850,30 +1128,178 @@ mod tests {
     }
 
     #[test]
-    fn invalid_environment_stops_start_up() {
+    fn upstream_variables_never_stop_start_up() {
+        // Upstream started with each of these and failed (or not) per Mount:
+        // here a warning, and the value kept or ignored as upstream did.
         let c = Identity::default();
-        for (pairs, want) in [
-            (
-                vec![("ALICLOUD_ROLE_SESSION_EXPIRATION", "60")],
-                "from 900 to 43200",
-            ),
-            (
-                vec![("ALICLOUD_ROLE_SESSION_EXPIRATION", "1h")],
-                "from 900 to 43200",
-            ),
-            (
-                vec![("ALICLOUD_ACCOUNT_ID", "1")],
-                "ALICLOUD_CLUSTER_ID is not",
-            ),
-            (vec![("ALICLOUD_ROLE_ARN", "my-role")], "not a RAM role ARN"),
-            (
-                vec![("ALICLOUD_OIDC_PROVIDER_ARN", "provider")],
-                "must look like acs:ram::",
-            ),
-        ] {
-            let e = settings(&pairs, &c).unwrap_err();
-            assert!(e.contains(want), "{pairs:?}: {e}");
+        let ram = [("ACCESS_KEY_ID", "id"), ("SECRET_ACCESS_KEY", "secret")];
+        let with_ram = |extra: (&'static str, &'static str)| {
+            let mut pairs = ram.to_vec();
+            pairs.push(("ALICLOUD_ROLE_ARN", "acs:ram::1:role/r"));
+            pairs.push(extra);
+            pairs
+        };
+
+        // a role ARN that is not one: kept (STS refuses it per Mount)
+        let s = settings(&[("ALICLOUD_ROLE_ARN", "my-role")], &c).unwrap();
+        assert!(s.warnings[0].contains("ALICLOUD_ROLE_ARN: \"my-role\" is not a RAM role ARN"));
+        let s = settings(&[("ALICLOUD_ROLE_ARN", "my-role"), ram[0], ram[1]], &c).unwrap();
+        assert_eq!(s.ram_role.unwrap().role_arn, "my-role");
+
+        // an OIDC provider ARN that is not one: kept
+        let s = settings(
+            &[
+                ("ALICLOUD_OIDC_PROVIDER_ARN", "provider"),
+                ("ALICLOUD_ROLE_ARN", "acs:ram::1:role/r"),
+            ],
+            &c,
+        )
+        .unwrap();
+        assert_eq!(s.oidc_provider_arn.as_deref(), Some("provider"));
+        assert!(s.provider_rrsa.is_some());
+        assert!(
+            s.warnings[0].contains("does not look like acs:ram::"),
+            "{:?}",
+            s.warnings
+        );
+
+        // one of ALICLOUD_ACCOUNT_ID / ALICLOUD_CLUSTER_ID: ignored, as upstream
+        for half in [("ALICLOUD_ACCOUNT_ID", "1"), ("ALICLOUD_CLUSTER_ID", "c1")] {
+            let s = settings(
+                &[
+                    half,
+                    ("ALICLOUD_ROLE_ARN", "acs:ram::1:role/r"),
+                    ram[0],
+                    ram[1],
+                ],
+                &c,
+            )
+            .unwrap();
+            assert_eq!(s.oidc_provider_arn, None, "{half:?}");
+            assert!(s.provider_rrsa.is_none(), "{half:?}");
+            assert!(s.ram_role.is_some(), "upstream then used AK + AssumeRole");
+            assert!(
+                s.warnings[0].contains("only one of ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID")
+            );
         }
+
+        // ALICLOUD_ROLE_SESSION_EXPIRATION: not a number → ignored; < 900 →
+        // the link fails per Mount; > 43200 → sent (STS refuses)
+        let s = settings(&with_ram(("ALICLOUD_ROLE_SESSION_EXPIRATION", "1h")), &c).unwrap();
+        let r = s.ram_role.unwrap();
+        assert_eq!((r.duration_seconds, r.duration_problem), (None, None));
+        assert!(s.warnings[0].contains("not a whole number of seconds: ignored"));
+        for short in ["60", "-5", "0"] {
+            let s = settings(&with_ram(("ALICLOUD_ROLE_SESSION_EXPIRATION", short)), &c).unwrap();
+            let r = s.ram_role.unwrap();
+            assert!(
+                r.duration_problem.unwrap().contains("below 900 seconds"),
+                "{short}"
+            );
+            assert!(s.warnings[0].contains("fails on every Mount"), "{short}");
+        }
+        let s = settings(&with_ram(("ALICLOUD_ROLE_SESSION_EXPIRATION", "86400")), &c).unwrap();
+        assert_eq!(s.ram_role.unwrap().duration_seconds, Some(86400));
+        assert!(s.warnings[0].contains("above 43200"));
+        let s = settings(&with_ram(("ALICLOUD_ROLE_SESSION_EXPIRATION", "1800")), &c).unwrap();
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+
+        // upstream's precedence: ALICLOUD_OIDC_PROVIDER_ARN, then account +
+        // cluster, then the SDK's variable
+        let s = settings(
+            &[
+                (
+                    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                    "acs:ram::9:oidc-provider/sdk",
+                ),
+                ("ALICLOUD_ACCOUNT_ID", "1"),
+                ("ALICLOUD_CLUSTER_ID", "c1"),
+            ],
+            &c,
+        )
+        .unwrap();
+        assert_eq!(
+            s.oidc_provider_arn.as_deref(),
+            Some("acs:ram::1:oidc-provider/ack-rrsa-c1")
+        );
+    }
+
+    #[test]
+    fn our_own_config_still_stops_start_up() {
+        let c = Identity {
+            oidc_provider_arn: "provider".into(),
+            ..Identity::default()
+        };
+        let e = settings(&[], &c).unwrap_err();
+        assert!(e.contains("identity.oidc_provider_arn"), "{e}");
+        // a variable wins over it, as documented, and is only warned about
+        let s = settings(
+            &[("ALICLOUD_OIDC_PROVIDER_ARN", "acs:ram::1:oidc-provider/p")],
+            &c,
+        )
+        .unwrap();
+        assert!(s.warnings.is_empty());
+    }
+
+    #[test]
+    fn session_names_are_upstreams_once_alicloud_role_session_name_is_set() {
+        let pod = PodInfo {
+            namespace: "team-a".into(),
+            name: "app-7d9c".into(),
+            uid: "u".into(),
+            service_account: "app".into(),
+        };
+        let c = Identity::default();
+        let s = settings(&[], &c).unwrap();
+        assert!(!s.session_name_set);
+        assert_eq!(s.session_name, DEFAULT_SESSION_NAME);
+        assert_eq!(s.pod_session_name(&pod), "team-a.app");
+        assert_eq!(s.cross_account_session_name(&pod), "team-a.app-7d9c");
+
+        let s = settings(&[("ALICLOUD_ROLE_SESSION_NAME", "audit-key")], &c).unwrap();
+        assert_eq!(s.session_name, "audit-key");
+        assert_eq!(s.pod_session_name(&pod), "audit-key");
+        // upstream named cross-account sessions with a constant of its own
+        assert_eq!(
+            s.cross_account_session_name(&pod),
+            CROSS_ACCOUNT_SESSION_NAME
+        );
+        assert_eq!(
+            CROSS_ACCOUNT_SESSION_NAME,
+            "csi-secrets-store-cross-account"
+        );
+    }
+
+    #[test]
+    fn node_publish_secrets_with_one_key_are_skipped_and_named() {
+        let secrets = |pairs: &[(&str, &str)]| -> BTreeMap<String, Sensitive<String>> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Sensitive(v.to_string())))
+                .collect()
+        };
+        assert!(matches!(
+            node_publish_credentials(&secrets(&[("Access_Key", "id"), ("ACCESS_SECRET", "s")])),
+            NodePublish::Found(c) if c.access_key_id == "id" && c.security_token.is_none()
+        ));
+        assert!(matches!(
+            node_publish_credentials(&secrets(&[("access_key", "id")])),
+            NodePublish::Half {
+                present: "access_key",
+                absent: "access_secret"
+            }
+        ));
+        assert!(matches!(
+            node_publish_credentials(&secrets(&[("access_secret", "s"), ("access_key", " ")])),
+            NodePublish::Half {
+                present: "access_secret",
+                absent: "access_key"
+            }
+        ));
+        assert!(matches!(
+            node_publish_credentials(&secrets(&[("other", "x")])),
+            NodePublish::Absent
+        ));
     }
 
     #[test]

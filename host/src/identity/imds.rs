@@ -198,6 +198,8 @@ pub struct ImdsClient {
     token: tokio::sync::Mutex<Option<Token>>,
     warned_v1: AtomicBool,
     stats: ImdsStats,
+    /// Why `ALIBABA_CLOUD_ECS_METADATA` cannot be used, if it cannot.
+    role_problem: Option<String>,
 }
 
 impl std::fmt::Debug for ImdsClient {
@@ -209,18 +211,20 @@ impl std::fmt::Debug for ImdsClient {
 }
 
 impl ImdsClient {
-    /// Builds the client; checks the base URL and the role name.
+    /// Builds the client; checks the base URL. A role name that is not one
+    /// does not stop start-up (upstream started with it): see
+    /// [`ImdsClient::problem`]; every request for role credentials then fails
+    /// with it, and nothing is sent.
     pub fn new(settings: ImdsSettings) -> Result<ImdsClient, ImdsError> {
         crate::cloud::install_crypto_provider();
         let base = check_base_url(&settings.base_url).map_err(ImdsError::Config)?;
-        if let Some(role) = &settings.role_name
-            && !is_role_name(role)
-        {
-            return Err(ImdsError::Config(format!(
-                "{ENV_ROLE_NAME}={} is not a RAM role name (1 to 64 letters, digits, '.', '-' or '_')",
+        let role_problem = match &settings.role_name {
+            Some(role) if !is_role_name(role) => Some(format!(
+                "{ENV_ROLE_NAME}={} is not a RAM role name (1 to 64 letters, digits, '.', '-' or '_'), so the ECS RAM role's credentials are not requested",
                 printable(role)
-            )));
-        }
+            )),
+            _ => None,
+        };
         let http = reqwest::Client::builder()
             // The metadata address must never be sent to a proxy: the proxy
             // would get the instance's credentials, and answer for its own host.
@@ -243,7 +247,14 @@ impl ImdsClient {
             token: tokio::sync::Mutex::new(None),
             warned_v1: AtomicBool::new(false),
             stats: ImdsStats::default(),
+            role_problem,
         })
+    }
+
+    /// A setting that makes every request for role credentials fail, for a
+    /// warning at start-up.
+    pub fn problem(&self) -> Option<&str> {
+        self.role_problem.as_deref()
     }
 
     /// The settings in use.
@@ -281,6 +292,9 @@ impl ImdsClient {
     /// The instance RAM role's credentials: the role from
     /// `ALIBABA_CLOUD_ECS_METADATA` or discovered, then its credentials.
     pub async fn role_credentials(&self) -> Result<ImdsCredentials, ImdsError> {
+        if let Some(problem) = &self.role_problem {
+            return Err(ImdsError::Config(problem.clone()));
+        }
         let mut access = self.access("RAM role credentials").await?;
         let role = match &self.settings.role_name {
             Some(role) => role.clone(),
@@ -752,12 +766,23 @@ mod tests {
         ] {
             assert!(check_base_url(bad).is_err(), "{bad}");
         }
-        let error = ImdsClient::new(ImdsSettings {
+    }
+
+    #[tokio::test]
+    async fn a_role_name_that_is_not_one_fails_each_request_not_start_up() {
+        // Upstream started with it and failed at the node role only; and
+        // "../admin" must never reach the metadata path.
+        let client = ImdsClient::new(ImdsSettings {
+            base_url: "http://127.0.0.1:9".into(),
             role_name: Some("../admin".into()),
             ..ImdsSettings::default()
         })
-        .unwrap_err();
-        assert!(error.to_string().contains(ENV_ROLE_NAME), "{error}");
+        .unwrap();
+        let problem = client.problem().unwrap().to_string();
+        assert!(problem.contains(ENV_ROLE_NAME), "{problem}");
+        let error = client.role_credentials().await.unwrap_err();
+        assert_eq!(error, ImdsError::Config(problem));
+        assert_eq!(client.stats().requests.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]

@@ -734,6 +734,22 @@ impl RoleArnLookup {
         RoleArnLookup::with_fetcher(fetch, client, settings)
     }
 
+    /// A lookup whose client could not be set up at start-up (`reason`):
+    /// every lookup fails with it, as upstream's did per Mount (it started
+    /// anyway, and pod identity then used the provider's identity).
+    pub fn unavailable(reason: String, settings: LookupSettings) -> RoleArnLookup {
+        let reason: Arc<str> = reason.into();
+        let fetch: Fetcher = Arc::new(move |namespace: String, name: String| {
+            let reason = reason.clone();
+            Box::pin(async move {
+                Err(KubeError::Config(format!(
+                    "cannot read ServiceAccount {namespace}/{name}: the client could not be set up at start-up: {reason}"
+                )))
+            })
+        });
+        RoleArnLookup::with_fetcher(Some(fetch), None, settings)
+    }
+
     fn with_fetcher(
         fetch: Option<Fetcher>,
         client: Option<Arc<KubeClient>>,
@@ -1143,5 +1159,26 @@ mod tests {
             lookup.role_arn("Team", "app").await,
             Err(KubeError::InvalidName { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_could_not_be_set_up_fails_each_lookup_with_why() {
+        let lookup = RoleArnLookup::unavailable(
+            "KUBERNETES_SERVICE_PORT=\"https\" is not a port number".into(),
+            LookupSettings::default(),
+        );
+        for _ in 0..2 {
+            let text = lookup
+                .role_arn("team-a", "app")
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.contains("cannot read ServiceAccount team-a/app")
+                    && text.contains("could not be set up at start-up")
+                    && text.contains("is not a port number"),
+                "{text}"
+            );
+        }
     }
 }

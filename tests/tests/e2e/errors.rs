@@ -187,8 +187,10 @@ async fn bad_secret_provider_classes_are_invalid_arguments() {
             "crossAccountRoleArn",
         ),
         (
-            Mount::objects("- objectName: test\n").attribute("usePodServiceAccountToken", "true"),
-            "never falls back",
+            Mount::objects("- objectName: test\n")
+                .attribute("usePodServiceAccountToken", "true")
+                .attribute("podRoleArn", "acs:ram::1234567890123456:role/app"),
+            "no other identity is used for this Mount",
         ),
         (
             Mount::objects(
