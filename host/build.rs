@@ -7,6 +7,13 @@
 //! environment (host RUSTFLAGS must not leak into the wasm build). The host
 //! embeds `kms.wasm` and `oos.wasm` with `include_bytes!`.
 //!
+//! The built-in plugins are then compiled to native code here, with the
+//! engine settings of `src/plugin/codegen.rs` that the runtime uses too, so
+//! that the provider loads them without compiling at start-up
+//! (`kms_plugin.cwasm`, `oos_plugin.cwasm`). If that is not possible (a
+//! target cranelift was not built for), the file is left empty and the
+//! runtime compiles the `.wasm` at start-up instead.
+//!
 //! Set `PROVIDER_PREBUILT_PLUGIN_DIR` to a directory holding those `.wasm`
 //! files (`kms_plugin.wasm`, `oos_plugin.wasm`, `testing_plugin.wasm`,
 //! `vault_plugin.wasm`) to skip the nested build (for packagers and machines
@@ -14,6 +21,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, exit};
+
+#[path = "src/plugin/codegen.rs"]
+mod codegen;
 
 const PLUGIN_TARGET: &str = "wasm32-wasip2";
 const PLUGIN_PACKAGES: &[&str] = &["kms-plugin", "oos-plugin", "testing-plugin", "vault-plugin"];
@@ -44,10 +54,45 @@ fn main() {
             fail(&format!("cannot copy the plugin {}: {err}", from.display()));
         }
     }
+    precompile_builtins(&out_dir);
     println!(
         "cargo::rustc-env=PROVIDER_BUILT_PLUGIN_DIR={}",
         out_dir.display()
     );
+}
+
+/// The built-in plugins that are embedded, precompiled.
+const PRECOMPILED: &[&str] = &["kms_plugin", "oos_plugin"];
+
+fn precompile_builtins(out_dir: &Path) {
+    let target = env("TARGET");
+    println!("cargo::rustc-env=PROVIDER_PLUGIN_TARGET={target}");
+    println!("cargo::rerun-if-changed=src/plugin/codegen.rs");
+    let engine = codegen::codegen_config(&target)
+        .and_then(|config| wasmtime::Engine::new(&config).map_err(|e| e.to_string()));
+    for name in PRECOMPILED {
+        let wasm = out_dir.join(format!("{name}.wasm"));
+        let code = match &engine {
+            Ok(engine) => std::fs::read(&wasm)
+                .map_err(|e| format!("cannot read {}: {e}", wasm.display()))
+                .and_then(|bytes| {
+                    engine
+                        .precompile_component(&bytes)
+                        .map_err(|e| format!("{e:#}"))
+                }),
+            Err(e) => Err(e.clone()),
+        };
+        let code = code.unwrap_or_else(|e| {
+            println!(
+                "cargo::warning=the built-in plugin {name} is not precompiled for {target} ({e}); the provider compiles it at start-up"
+            );
+            Vec::new()
+        });
+        let path = out_dir.join(format!("{name}.cwasm"));
+        if let Err(e) = std::fs::write(&path, code) {
+            fail(&format!("cannot write {}: {e}", path.display()));
+        }
+    }
 }
 
 fn compile_proto(workspace: &Path) {

@@ -9,6 +9,7 @@
 
 mod bindings;
 pub mod budget;
+mod codegen;
 pub mod egress;
 mod host;
 mod load;
@@ -55,6 +56,19 @@ pub const BUILTIN_OOS: &[u8] = include_bytes!(concat!(
     env!("PROVIDER_BUILT_PLUGIN_DIR"),
     "/oos_plugin.wasm"
 ));
+/// The built-in KMS plugin compiled to native code by build.rs (empty if it
+/// could not be).
+const BUILTIN_KMS_CODE: &[u8] = include_bytes!(concat!(
+    env!("PROVIDER_BUILT_PLUGIN_DIR"),
+    "/kms_plugin.cwasm"
+));
+/// The built-in OOS plugin compiled to native code by build.rs.
+const BUILTIN_OOS_CODE: &[u8] = include_bytes!(concat!(
+    env!("PROVIDER_BUILT_PLUGIN_DIR"),
+    "/oos_plugin.cwasm"
+));
+/// The target the engine generates code for (see `codegen`).
+const PLUGIN_TARGET: &str = env!("PROVIDER_PLUGIN_TARGET");
 /// Where build.rs left the plugins it built, including the `testing` fixture
 /// (used by tests and benchmarks; not embedded).
 pub const BUILT_PLUGIN_DIR: &str = env!("PROVIDER_BUILT_PLUGIN_DIR");
@@ -373,14 +387,8 @@ fn engine(builtin: u32, custom: u32, max_memory_bytes: u64) -> Result<Engine, St
         .max_tables_per_component(CUSTOM_TABLES)
         .total_stacks(builtin + custom)
         .max_memory_size(max_memory_bytes as usize);
-    let mut config = wasmtime::Config::new();
-    config
-        .wasm_component_model(true)
-        .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
-        // Deadlines: cheap instrumentation that can also yield to tokio.
-        .epoch_interruption(true)
-        // Plugins are small; a deep recursion is a bug, not a need.
-        .max_wasm_stack(1 << 20);
+    let mut config = codegen::codegen_config(PLUGIN_TARGET)?;
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(|e| format!("cannot create the WebAssembly engine: {e}"))
 }
 

@@ -44,7 +44,10 @@ pub fn read(source: &PluginSource) -> Result<Cow<'static, [u8]>, String> {
 /// version stamp first.
 pub fn compile(engine: &Engine, source: &PluginSource, bytes: &[u8]) -> Result<Component, String> {
     match source {
-        PluginSource::Builtin(_) => {
+        PluginSource::Builtin(name) => {
+            if let Some(component) = precompiled(engine, name) {
+                return Ok(component);
+            }
             Component::new(engine, bytes).map_err(|e| error_text(&e.into()))
         }
         PluginSource::File(_) => {
@@ -63,6 +66,34 @@ pub fn compile(engine: &Engine, source: &PluginSource, bytes: &[u8]) -> Result<C
                     error_text(&e.into())
                 )
             })
+        }
+    }
+}
+
+/// A built-in plugin's native code, precompiled by build.rs for this
+/// engine's settings; `None` (and the `.wasm` is compiled) when there is
+/// none or it does not fit the engine.
+fn precompiled(engine: &Engine, name: &str) -> Option<Component> {
+    let code = match name {
+        "kms" => super::BUILTIN_KMS_CODE,
+        "oos" => super::BUILTIN_OOS_CODE,
+        _ => return None,
+    };
+    if code.is_empty() {
+        return None;
+    }
+    // SAFETY: `Component::deserialize` runs native code it is given. These
+    // bytes were produced by wasmtime's own `precompile_component` in our
+    // build script, from our own plugins, and are embedded in the binary:
+    // nothing outside the build can change them. wasmtime checks that they
+    // were made by the same wasmtime version and settings before using them.
+    #[allow(unsafe_code)]
+    let loaded = unsafe { Component::deserialize(engine, code) };
+    match loaded {
+        Ok(component) => Some(component),
+        Err(e) => {
+            tracing::warn!(plugin = name, error = %error_text(&e.into()), "the precompiled built-in plugin does not fit this engine; compiling it");
+            None
         }
     }
 }
