@@ -31,8 +31,41 @@ pub struct Config {
     pub plugin_defaults: PluginLimits,
     /// Which identities may serve a Mount.
     pub identity: Identity,
+    /// The opt-in value cache.
+    pub cache: Cache,
     /// Routing: `objectType` → plugin.
     pub plugins: BTreeMap<String, PluginRoute>,
+}
+
+/// The value cache (`[cache]`): fetched objects kept for later Mounts of
+/// the same identity. Off by default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cache {
+    /// Whether objects are kept at all.
+    pub enabled: bool,
+    /// How long an object is kept (rotation is seen at most this late).
+    #[serde(deserialize_with = "duration")]
+    pub ttl: Duration,
+    /// How long an object pinned by `objectVersion` is kept.
+    #[serde(deserialize_with = "duration")]
+    pub pinned_ttl: Duration,
+    /// Most objects kept.
+    pub max_entries: usize,
+    /// Most bytes kept.
+    pub max_bytes: u64,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            enabled: false,
+            ttl: Duration::from_secs(30),
+            pinned_ttl: Duration::from_secs(600),
+            max_entries: 1024,
+            max_bytes: 8 << 20,
+        }
+    }
 }
 
 /// Identity settings (`[identity]`).
@@ -158,14 +191,14 @@ impl Default for Limits {
             plugin_memory_mib: 64,
             custom_plugin_memory_mib: 64,
             secret_bytes_in_flight: 32 << 20,
-            mounts_in_flight: 128,
-            mounts_in_flight_per_namespace: 32,
+            mounts_in_flight: 512,
+            mounts_in_flight_per_namespace: 256,
             response_warn_bytes: 1 << 20,
             response_max_bytes: 4 << 20,
             shutdown_grace: Duration::from_secs(20),
-            max_request_bytes: 128 << 10,
+            max_request_bytes: 64 << 10,
             max_objects: 256,
-            max_objects_bytes: 64 << 10,
+            max_objects_bytes: 48 << 10,
         }
     }
 }
@@ -351,6 +384,7 @@ impl Default for Config {
             cloud: Cloud::default(),
             plugin_defaults: PluginLimits::default(),
             identity: Identity::default(),
+            cache: Cache::default(),
             plugins: BUILTIN_PLUGINS
                 .iter()
                 .map(|name| (name.to_string(), route(name)))
@@ -561,6 +595,19 @@ impl Config {
             if let Err(message) = crate::net::parse_endpoint_url(url) {
                 return invalid(&format!("cloud.endpoints.{product}"), message);
             }
+        }
+        let c = &self.cache;
+        if c.ttl.is_zero() || c.pinned_ttl < c.ttl {
+            return invalid(
+                "cache.ttl",
+                "cache.ttl must be more than 0 and cache.pinned_ttl at least as long".into(),
+            );
+        }
+        if c.max_entries == 0 || c.max_bytes == 0 || c.max_bytes > 1 << 30 {
+            return invalid(
+                "cache.max_bytes",
+                "cache.max_entries must be at least 1 and cache.max_bytes from 1 to 1 GiB".into(),
+            );
         }
         let id = &self.identity;
         if !(900..=43200).contains(&id.session_duration.as_secs()) {

@@ -70,6 +70,36 @@ impl MountAuth {
         }
     }
 
+    /// A non-secret name of the Mount's resolved identity, equal for two
+    /// Mounts only if the backend would answer them alike: the credential
+    /// cache's key for temporary credentials, else a digest of the static
+    /// access key with its secret and token (a Mount that names someone
+    /// else's key id without its secret gets a different name).
+    pub async fn identity_key(&self) -> Result<String, CredentialError> {
+        let base = self
+            .base
+            .get_or_init(|| self.chain.resolve(self.identity.borrowed(), self.deadline))
+            .await
+            .clone()?;
+        Ok(match &base.key {
+            Some(key) => format!("{key:?}"),
+            None => {
+                let c = &base.credentials;
+                let material = format!(
+                    "{}\0{}\0{}",
+                    c.access_key_id,
+                    c.access_key_secret.0,
+                    c.security_token.as_ref().map_or("", |t| t.0.as_str())
+                );
+                format!(
+                    "{}:{}",
+                    c.source,
+                    alibabacloud_signature::sha256_hex(material.as_bytes())
+                )
+            }
+        })
+    }
+
     /// The credentials for a call: the Mount's own, or those of
     /// `cross_account` assumed from them.
     pub async fn credentials(

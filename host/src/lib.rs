@@ -10,6 +10,7 @@
 pub mod client;
 pub mod cloud;
 pub mod fair;
+pub mod fetches;
 pub use contract::config;
 pub mod goflags;
 pub mod health;

@@ -31,9 +31,10 @@ pub fn plan(config: &Config) -> Vec<Term> {
             bytes: BASELINE_BYTES,
         },
         Term {
-            what: "Mount requests held (2 x limits.mounts_in_flight x limits.max_request_bytes)"
+            what: "Mount requests held ((limits.mounts_in_flight + limits.mounts_in_flight_per_namespace) x limits.max_request_bytes)"
                 .into(),
-            bytes: 2 * l.mounts_in_flight as u64 * l.max_request_bytes as u64,
+            bytes: (l.mounts_in_flight + l.mounts_in_flight_per_namespace) as u64
+                * l.max_request_bytes as u64,
         },
         Term {
             what: "fetched secrets held (limits.secret_bytes_in_flight)".into(),
@@ -44,6 +45,12 @@ pub fn plan(config: &Config) -> Vec<Term> {
             bytes: l.plugin_memory_mib << 20,
         },
     ];
+    if config.cache.enabled {
+        terms.push(Term {
+            what: "the value cache (cache.max_bytes)".into(),
+            bytes: config.cache.max_bytes,
+        });
+    }
     if config.plugins.values().any(|r| r.path.is_some()) {
         terms.push(Term {
             what: "custom plugin instances (limits.custom_plugin_memory_mib)".into(),
@@ -100,12 +107,12 @@ mod tests {
     fn the_defaults_fit_the_charts_limit_with_a_custom_plugin() {
         let mut config = Config::default();
         let builtin_only = check(&config, Some(256 << 20)).unwrap();
-        assert_eq!(builtin_only >> 20, 48 + 32 + 32 + 64);
+        assert_eq!(builtin_only >> 20, 48 + 48 + 32 + 64);
         config.plugins.insert(
             "vault".into(),
             toml::from_str("path = \"/p/vault.wasm\"").unwrap(),
         );
-        assert_eq!(check(&config, Some(256 << 20)).unwrap() >> 20, 240);
+        assert_eq!(check(&config, Some(256 << 20)).unwrap() >> 20, 256);
     }
 
     #[test]
@@ -114,12 +121,12 @@ mod tests {
         config.limits.plugin_memory_mib = 512;
         let e = check(&config, Some(256 << 20)).unwrap_err();
         assert!(
-            e.starts_with("the configuration lets the provider hold up to 624 MiB"),
+            e.starts_with("the configuration lets the provider hold up to 640 MiB"),
             "{e}"
         );
         assert!(e.contains("512 MiB for built-in plugin instances (limits.plugin_memory_mib)"));
         assert!(e.contains("more than the container's memory limit of 256 MiB"));
-        assert!(e.contains("at least 624Mi"));
+        assert!(e.contains("at least 640Mi"));
         assert!(check(&config, None).is_ok());
     }
 

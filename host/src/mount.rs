@@ -11,6 +11,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::cloud::{CloudClient, CloudSession};
 use crate::config::Config;
 use crate::fair::{FairShare, Permit};
+use crate::fetches::{FetchKey, Fetches};
 use crate::identity::cache::CacheSettings;
 use crate::identity::imds::{ImdsClient, ImdsSettings};
 use crate::identity::kube::{KubeClient, KubeConfig, LookupSettings, RoleArnLookup};
@@ -41,6 +42,8 @@ pub struct Provider {
     cpu: FairShare,
     /// Mounts in flight, shared fairly by namespace.
     mounts: FairShare,
+    /// Fetches shared by Mounts, and the value cache.
+    fetches: Fetches,
     /// Bytes of fetched objects held by Mounts in flight, in KiB
     /// (`limits.secret_bytes_in_flight`).
     secret_bytes: Arc<Semaphore>,
@@ -285,6 +288,7 @@ impl Provider {
                 config.limits.mounts_in_flight,
                 config.limits.mounts_in_flight_per_namespace,
             ),
+            fetches: Fetches::new(&config.cache),
             secret_bytes: Arc::new(Semaphore::new(
                 config.limits.secret_bytes_in_flight.div_ceil(1024),
             )),
@@ -323,6 +327,11 @@ impl Provider {
     /// The configuration in use.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Shared fetches and the value cache (for their counters).
+    pub fn fetches(&self) -> &Fetches {
+        &self.fetches
     }
 
     /// The shared cloud client (for its counters).
@@ -527,12 +536,43 @@ impl Provider {
                 let (done, per_mount) = (&done, &per_mount);
                 let (holding, over_budget, over_budget_error) =
                     (&holding, &over_budget, &over_budget_error);
+                let auth = auth.clone();
+                let cross_account = object.cross_account_role_arn.clone();
                 async move {
                     let _mount_slot = per_mount.acquire().await.expect("never closed");
-                    let result = self
-                        .plugins
-                        .fetch(request, session, deadline, label, &spec.pod.namespace)
-                        .await;
+                    let namespace = spec.pod.namespace.clone();
+                    let plugins = self.plugins.clone();
+                    // Shared with other Mounts of the same identity when the
+                    // plugin depends on nothing else; if the identity cannot
+                    // be resolved, the plugin's own call reports why.
+                    let key = if self.plugins.shareable(&request.object_type) {
+                        auth.identity_key().await.ok().map(|identity| FetchKey {
+                            identity,
+                            cross_account,
+                            object_type: request.object_type.clone(),
+                            name: request.name.clone(),
+                            version: request.version.clone(),
+                            version_label: request.version_label.clone(),
+                            endpoint: request.endpoint.clone(),
+                            region: request.region.clone(),
+                            parameters: request.parameters.clone(),
+                        })
+                    } else {
+                        None
+                    };
+                    let fetch = async move {
+                        plugins
+                            .fetch(request, session, deadline, label, &namespace)
+                            .await
+                    };
+                    let result = match key {
+                        Some(key) => self
+                            .fetches
+                            .get(key, fetch)
+                            .await
+                            .map(|shared| shared.to_fetched()),
+                        None => fetch.await,
+                    };
                     if let Ok(object) = &result
                         && let Err(error) = holding.add(object.contents.len())
                     {

@@ -764,6 +764,16 @@ impl PluginRuntime {
         self.plugins.keys().map(String::as_str).collect()
     }
 
+    /// Whether fetches of `object_type` may be shared by Mounts of the same
+    /// identity: the plugin reaches its backend only through signed calls
+    /// with the Mount's credentials (the built-ins), so the object depends
+    /// on nothing else of the Mount.
+    pub fn shareable(&self, object_type: &str) -> bool {
+        self.plugins.get(object_type).is_some_and(|p| {
+            p.grants.alibaba_cloud && p.grants.egress.is_none() && !p.grants.identity()
+        })
+    }
+
     /// Whether `object_type` is routed.
     pub fn routes(&self, object_type: &str) -> bool {
         self.plugins.contains_key(object_type)

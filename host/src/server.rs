@@ -258,10 +258,13 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let max_request = provider.config().limits.max_request_bytes;
     // Requests beyond the Mounts in flight wait for their namespace's turn,
-    // each holding its decoded request: the driver may open twice as many
-    // streams as Mounts run, so other namespaces' requests still reach the
-    // fair queue; further ones wait in the driver, not in this process.
-    let streams = (provider.config().limits.mounts_in_flight * 2).min(u32::MAX as usize) as u32;
+    // each holding its decoded request: the driver may open as many streams
+    // as Mounts run plus one namespace's waiting share, so other namespaces'
+    // requests still reach the fair queue; further ones wait in the driver,
+    // not in this process.
+    let limits = &provider.config().limits;
+    let streams = (limits.mounts_in_flight + limits.mounts_in_flight_per_namespace)
+        .min(u32::MAX as usize) as u32;
     let service = CsiDriverProviderServer::new(ProviderService::new(provider))
         .max_decoding_message_size(max_request);
     let server = tonic::transport::Server::builder()

@@ -252,14 +252,20 @@ fn cases() -> Vec<(&'static str, MountRequest, Code, &'static str)> {
             "message length too large",
         ),
         (
+            "an objects text over limits.max_objects_bytes",
+            request("tenant", &format!("- objectName: {}\n", "x".repeat(50_000))),
+            Code::InvalidArgument,
+            "limits.max_objects_bytes",
+        ),
+        (
             "257 objects",
             request("tenant", &objects(257)),
             Code::InvalidArgument,
             "limits.max_objects",
         ),
         (
-            "attributes nested 100,000 deep",
-            raw_request(format!("{}{}", "[".repeat(50_000), "]".repeat(50_000))),
+            "attributes nested 25,000 deep",
+            raw_request(format!("{}{}", "[".repeat(25_000), "]".repeat(25_000))),
             Code::InvalidArgument,
             "failed to unmarshal attributes",
         ),

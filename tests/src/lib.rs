@@ -25,6 +25,7 @@ pub use alibabacloud_emulator as emulator;
 
 pub mod fake_vault;
 pub mod tls;
+pub mod upstream;
 
 /// The access key the default seed accepts.
 pub const ACCESS_KEY_ID: &str = "testid";

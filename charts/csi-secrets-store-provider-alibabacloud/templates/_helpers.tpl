@@ -232,7 +232,7 @@ regionId, and relative plugin paths resolved under the plugin directory.
 {{- define "csspa.configToml" -}}
 {{- $config := include "csspa.effectiveConfig" . | fromJson -}}
 {{- $out := printf "# Rendered by the Helm chart %s-%s from the release's values\n# (`config`, `regionId`). Edit the values, not this file.\n" .Chart.Name .Chart.Version -}}
-{{- range $section := list "limits" "cloud" "plugin_defaults" "identity" -}}
+{{- range $section := list "limits" "cloud" "plugin_defaults" "identity" "cache" -}}
 {{- with (get $config $section) -}}
 {{- $out = printf "%s\n%s\n" $out (include "csspa.toml.table" (dict "name" $section "table" .)) -}}
 {{- end -}}

@@ -31,7 +31,34 @@ fn mount_load_prints_its_figures() {
     );
     assert!(out.contains("latency per Mount: p50"), "{out}");
     assert!(out.contains("0 failed"), "{out}");
-    assert!(out.contains("12 GetSecretValue"), "{out}");
+    assert!(out.contains(" GetSecretValue ("), "{out}");
+
+    // Side by side with the upstream algorithm, in one run.
+    let out = run(
+        env!("CARGO_BIN_EXE_mount-load"),
+        &[
+            "--mounts",
+            "3",
+            "--objects",
+            "2",
+            "--latency",
+            "1ms",
+            "--warmup",
+            "1",
+            "--waves",
+            "2",
+            "--compare-upstream",
+            "--upstream-mounts",
+            "2",
+        ],
+    );
+    assert!(out.contains("wave 2:"), "{out}");
+    assert!(
+        out.contains("upstream algorithm, same run: 2 Mounts x 2 objects"),
+        "{out}"
+    );
+    assert!(out.contains("4 GetSecretValue + 2 STS calls"), "{out}");
+    assert!(out.contains("ratio: a Mount takes"), "{out}");
 
     let out = run(
         env!("CARGO_BIN_EXE_mount-load"),

@@ -37,12 +37,13 @@ async fn fast_beside_slow(per_namespace: usize) -> Duration {
     config.plugins.get_mut("kms").unwrap().timeout = Some(Duration::from_secs(3));
     let provider = Arc::new(TestProvider::start(config, cloud.env()).await);
 
-    let slow_objects: String = (0..4)
-        .map(|i| format!("- objectName: test\n  objectAlias: t{i}\n  kmsEndpoint: {hole}\n"))
-        .collect();
     let mut slow = Vec::new();
     for i in 0..6 {
-        let (provider, objects) = (provider.clone(), slow_objects.clone());
+        // Distinct objects: identical ones would share one fetch.
+        let objects: String = (0..4)
+            .map(|j| format!("- objectName: slow-{i}-{j}\n  kmsEndpoint: {hole}\n"))
+            .collect();
+        let provider = provider.clone();
         slow.push(tokio::spawn(async move {
             provider
                 .mount(Mount::objects(&objects).for_pod("slow", &format!("s-{i}"), "app"))

@@ -85,7 +85,13 @@ async fn many_concurrent_mounts() {
         let response = task.await.unwrap().unwrap();
         assert_eq!(files(&response)["u"], "testuser");
     }
-    assert_eq!(cloud.emulator.stats().successes("GetSecretValue"), 50);
+    // The 50 Mounts ask for the same object with the same identity while a
+    // fetch of it is in flight (20 ms): they share backend calls.
+    let calls = cloud.emulator.stats().successes("GetSecretValue");
+    assert!(
+        (1..=10).contains(&calls),
+        "{calls} GetSecretValue for 50 Mounts"
+    );
 }
 
 #[tokio::test]
