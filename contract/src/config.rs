@@ -33,6 +33,8 @@ pub struct Config {
     pub identity: Identity,
     /// The opt-in value cache.
     pub cache: Cache,
+    /// Where compiled custom plugins are kept.
+    pub plugin_cache: PluginCache,
     /// Routing: `objectType` → plugin.
     pub plugins: BTreeMap<String, PluginRoute>,
 }
@@ -66,6 +68,15 @@ impl Default for Cache {
             max_bytes: 8 << 20,
         }
     }
+}
+
+/// The on-disk cache of compiled custom plugins (`[plugin_cache]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginCache {
+    /// A directory only the provider's user may write; empty: none (custom
+    /// plugins are compiled at every start).
+    pub dir: String,
 }
 
 /// Identity settings (`[identity]`).
@@ -385,6 +396,7 @@ impl Default for Config {
             plugin_defaults: PluginLimits::default(),
             identity: Identity::default(),
             cache: Cache::default(),
+            plugin_cache: PluginCache::default(),
             plugins: BUILTIN_PLUGINS
                 .iter()
                 .map(|name| (name.to_string(), route(name)))
@@ -607,6 +619,19 @@ impl Config {
             return invalid(
                 "cache.max_bytes",
                 "cache.max_entries must be at least 1 and cache.max_bytes from 1 to 1 GiB".into(),
+            );
+        }
+        let dir = &self.plugin_cache.dir;
+        if !dir.is_empty()
+            && (!dir.starts_with('/')
+                || dir.contains('\0')
+                || dir.split('/').any(|part| part == ".."))
+        {
+            return invalid(
+                "plugin_cache.dir",
+                format!(
+                    "{dir:?} is not an absolute path without `..` (for example /var/cache/csi-secrets-store-provider-alibabacloud/plugins), or empty for no cache"
+                ),
             );
         }
         let id = &self.identity;
@@ -898,6 +923,14 @@ mod tests {
             (
                 "[cloud.endpoints]\nkms = \"ftp://x\"\n",
                 "cloud.endpoints.kms",
+            ),
+            (
+                "[plugin_cache]\ndir = \"cache\"\n",
+                "plugin_cache.dir: \"cache\" is not an absolute path",
+            ),
+            (
+                "[plugin_cache]\ndir = \"/var/../tmp\"\n",
+                "plugin_cache.dir",
             ),
             (
                 "[plugins.vault]\ntimeout = \"1s\"\n",

@@ -9,6 +9,7 @@
 
 mod bindings;
 pub mod budget;
+mod cache;
 mod codegen;
 pub mod egress;
 mod host;
@@ -350,6 +351,8 @@ pub struct PluginRuntime {
     budgets_mib: (u64, u64),
     /// Where custom plugins run (when any is routed).
     custom_threads: Option<CustomThreads>,
+    /// The on-disk cache of compiled custom plugins, when one is used.
+    compile_cache: Option<wasmtime::Cache>,
     _ticker: EpochTicker,
 }
 
@@ -371,7 +374,12 @@ impl std::fmt::Debug for PluginRuntime {
 /// `custom` instances of operator plugins at the per-component maxima, so
 /// that custom instances, however they are built, never take a built-in's
 /// place.
-fn engine(builtin: u32, custom: u32, max_memory_bytes: u64) -> Result<Engine, String> {
+fn engine(
+    builtin: u32,
+    custom: u32,
+    max_memory_bytes: u64,
+    cache_dir: Option<&std::path::Path>,
+) -> Result<(Engine, Option<wasmtime::Cache>), String> {
     const CUSTOM_CORE_INSTANCES: u32 = 32;
     const CUSTOM_MEMORIES: u32 = 2;
     const CUSTOM_TABLES: u32 = 8;
@@ -389,7 +397,11 @@ fn engine(builtin: u32, custom: u32, max_memory_bytes: u64) -> Result<Engine, St
         .max_memory_size(max_memory_bytes as usize);
     let mut config = codegen::codegen_config(PLUGIN_TARGET)?;
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config).map_err(|e| format!("cannot create the WebAssembly engine: {e}"))
+    let cache = cache_dir.and_then(cache::open);
+    config.cache(cache.clone());
+    let engine =
+        Engine::new(&config).map_err(|e| format!("cannot create the WebAssembly engine: {e}"))?;
+    Ok((engine, cache))
 }
 
 impl PluginRuntime {
@@ -401,6 +413,11 @@ impl PluginRuntime {
         let limits = &config.limits;
         let builtin_slots = limits.fetch_concurrency.min(1 << 16) as u32;
         let has_custom = config.plugins.values().any(|r| r.path.is_some());
+        let cache_dir = if has_custom {
+            cache::trusted_dir(&config.plugin_cache.dir)
+        } else {
+            None
+        };
         let custom_slots = if has_custom {
             limits.custom_fetch_concurrency.min(1 << 12) as u32
         } else {
@@ -413,12 +430,17 @@ impl PluginRuntime {
             .max()
             .unwrap_or(config.plugin_defaults.memory_limit_mib)
             << 20;
-        let engine =
-            engine(builtin_slots, custom_slots, max_memory).map_err(|reason| LoadError {
-                object_type: "*".into(),
-                source_desc: "the engine".into(),
-                reason,
-            })?;
+        let (engine, compile_cache) = engine(
+            builtin_slots,
+            custom_slots,
+            max_memory,
+            cache_dir.as_deref(),
+        )
+        .map_err(|reason| LoadError {
+            object_type: "*".into(),
+            source_desc: "the engine".into(),
+            reason,
+        })?;
         let linker = linker(&engine).map_err(|reason| LoadError {
             object_type: "*".into(),
             source_desc: "the host interfaces".into(),
@@ -450,6 +472,7 @@ impl PluginRuntime {
             } else {
                 None
             },
+            compile_cache,
             _ticker: ticker,
         };
 
@@ -469,8 +492,24 @@ impl PluginRuntime {
                 Some(component) => component.clone(),
                 None => {
                     let bytes = load::read(&source).map_err(fail)?;
+                    let hits = runtime.compile_cache_stats().map(|(hits, _)| hits);
+                    let started = std::time::Instant::now();
                     let component =
                         load::compile(&runtime.engine, &source, &bytes).map_err(fail)?;
+                    if matches!(source, PluginSource::File(_)) {
+                        let from_cache = runtime.compile_cache_stats().map(|(h, _)| h) > hits;
+                        tracing::info!(
+                            object_type = %object_type,
+                            source = %source,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "{}",
+                            if from_cache {
+                                "custom plugin loaded from the plugin cache"
+                            } else {
+                                "custom plugin compiled"
+                            }
+                        );
+                    }
                     compiled.insert(source.clone(), component.clone());
                     component
                 }
@@ -510,6 +549,14 @@ impl PluginRuntime {
         Ok(runtime)
     }
 
+    /// Hits and misses of the on-disk cache of compiled custom plugins since
+    /// start (`None`: no cache is used).
+    pub fn compile_cache_stats(&self) -> Option<(usize, usize)> {
+        self.compile_cache
+            .as_ref()
+            .map(|cache| (cache.cache_hits(), cache.cache_misses()))
+    }
+
     /// Loads one route's plugin step by step as [`PluginRuntime::load`]
     /// would, reporting every step instead of stopping at the first error:
     /// what `plugin check` prints.
@@ -544,8 +591,8 @@ impl PluginRuntime {
             report.wit_version = load::wit_version_stamp(&bytes);
         }
         let limits = config.limits_for(route);
-        let engine = match engine(1, 1, limits.memory_limit_mib << 20) {
-            Ok(engine) => engine,
+        let engine = match engine(1, 1, limits.memory_limit_mib << 20, None) {
+            Ok((engine, _)) => engine,
             Err(e) => {
                 report.step("engine", Err(e));
                 return report;
@@ -566,6 +613,7 @@ impl PluginRuntime {
             custom: Pool::new(Class::Custom, 1, 1, limits.memory_limit_mib),
             budgets_mib: (limits.memory_limit_mib, limits.memory_limit_mib),
             custom_threads: None,
+            compile_cache: None,
             _ticker: ticker,
         };
         let component = match load::compile(&runtime.engine, &source, &bytes) {

@@ -781,6 +781,30 @@ def test_no_plugin_volume_by_default(render):
     assert not any(v["name"] == "plugins" for v in r.pod["volumes"])
 
 
+PLUGIN_CACHE = "/var/cache/csi-secrets-store-provider-alibabacloud"
+
+
+def test_custom_plugins_get_a_private_compile_cache(render):
+    """With a custom plugin routed, config.toml names a directory on an
+    emptyDir that only the provider's pod mounts; without one, neither."""
+    r = scenario("plugin", render)
+    assert r.config["plugin_cache"] == {"dir": f"{PLUGIN_CACHE}/plugins"}
+    assert r.volume("plugin-cache") == {"name": "plugin-cache", "emptyDir": {"sizeLimit": "512Mi"}}
+    assert r.mount("plugin-cache") == {"name": "plugin-cache", "mountPath": PLUGIN_CACHE}
+
+    r = scenario("defaults", render)
+    assert r.config["plugin_cache"] == {"dir": ""}
+    assert not any(v["name"] == "plugin-cache" for v in r.pod["volumes"])
+
+    # A disabled custom route compiles nothing.
+    r = render(("plugin.yaml",), ("config.plugins.vault.enabled=false",))
+    assert r.config["plugin_cache"] == {"dir": ""}
+
+    # An operator's own directory is kept as set.
+    r = render(("plugin.yaml",), ("config.plugin_cache.dir=/var/lib/provider-cache",))
+    assert r.config["plugin_cache"] == {"dir": "/var/lib/provider-cache"}
+
+
 def test_plugin_route_limits_and_capabilities(render):
     """Every per-route limit and capability reaches [plugins.<type>] and
     [plugins.<type>.capabilities] with the binary's types."""

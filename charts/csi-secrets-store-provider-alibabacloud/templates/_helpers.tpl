@@ -6,6 +6,21 @@ Helpers for csi-secrets-store-provider-alibabacloud. Prefix: csspa.
 {{- define "csspa.binary" -}}/usr/local/bin/csi-secrets-store-provider-alibabacloud{{- end -}}
 {{- define "csspa.configDir" -}}/etc/csi-secrets-store-provider-alibabacloud{{- end -}}
 {{- define "csspa.pluginDir" -}}/etc/csi-secrets-store-provider-alibabacloud/plugins{{- end -}}
+
+{{/*
+The pod-private emptyDir of compiled custom plugins, and the directory in it
+that config.toml names when plugin_cache.dir is left empty (the provider
+creates it, mode 0700, owned by its user).
+*/}}
+{{- define "csspa.pluginCacheMount" -}}/var/cache/csi-secrets-store-provider-alibabacloud{{- end -}}
+{{- define "csspa.pluginCacheDir" -}}{{ include "csspa.pluginCacheMount" . }}/plugins{{- end -}}
+
+{{/* "true" when a route of config.plugins runs a custom plugin (a path), else empty. */}}
+{{- define "csspa.hasCustomPlugins" -}}
+{{- range $name, $plugin := (default dict .Values.config.plugins) -}}
+{{- if and (kindIs "map" $plugin) $plugin.path (ne (toString $plugin.enabled) "false") -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- define "csspa.providerMount" -}}/provider{{- end -}}
 {{- define "csspa.socketName" -}}alibabacloud.sock{{- end -}}
 {{/* The provider's own directory in the providers directory, where a non-root provider binds its socket. */}}
@@ -225,6 +240,11 @@ regionId, and relative plugin paths resolved under the plugin directory.
 {{- end -}}
 {{- end -}}
 {{- $_ := set $config "plugins" $plugins -}}
+{{- $cache := default dict $config.plugin_cache -}}
+{{- if and (not $cache.dir) (include "csspa.hasCustomPlugins" $) -}}
+{{- $_ := set $cache "dir" (include "csspa.pluginCacheDir" $) -}}
+{{- end -}}
+{{- $_ := set $config "plugin_cache" $cache -}}
 {{- toJson $config -}}
 {{- end -}}
 
@@ -232,7 +252,7 @@ regionId, and relative plugin paths resolved under the plugin directory.
 {{- define "csspa.configToml" -}}
 {{- $config := include "csspa.effectiveConfig" . | fromJson -}}
 {{- $out := printf "# Rendered by the Helm chart %s-%s from the release's values\n# (`config`, `regionId`). Edit the values, not this file.\n" .Chart.Name .Chart.Version -}}
-{{- range $section := list "limits" "cloud" "plugin_defaults" "identity" "cache" -}}
+{{- range $section := list "limits" "cloud" "plugin_defaults" "identity" "cache" "plugin_cache" -}}
 {{- with (get $config $section) -}}
 {{- $out = printf "%s\n%s\n" $out (include "csspa.toml.table" (dict "name" $section "table" .)) -}}
 {{- end -}}
