@@ -284,3 +284,115 @@ async fn pod_identity_counts_credential_cache_misses_then_hits() {
     let _ = stop.send(());
     provider.stop().await;
 }
+
+fn wat_plugin(dir: &std::path::Path, name: &str) -> provider::config::PluginRoute {
+    let wat = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(format!("{name}.wat"));
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::write(&path, wat::parse_file(&wat).unwrap()).unwrap();
+    provider::config::PluginRoute {
+        path: Some(path),
+        enabled: true,
+        timeout: Some(Duration::from_millis(300)),
+        ..provider::config::PluginRoute::default()
+    }
+}
+
+#[tokio::test]
+async fn traps_timeouts_throttling_retries_and_the_value_cache_are_counted() {
+    let cloud = FakeCloud::start(default_seed()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = cloud.config();
+    config.cache.enabled = true;
+    config
+        .plugins
+        .insert("wat-trap".into(), wat_plugin(dir.path(), "trap"));
+    config
+        .plugins
+        .insert("wat-loop".into(), wat_plugin(dir.path(), "loop"));
+    let provider = TestProvider::start(config, cloud.env()).await;
+    let (scraper, stop) = serve_metrics(&provider).await;
+
+    for (kind, code) in [
+        ("wat-trap", Code::Internal),
+        ("wat-loop", Code::DeadlineExceeded),
+    ] {
+        let status = provider
+            .mount(Mount::objects(&format!(
+                "- objectName: x\n  objectType: {kind}\n"
+            )))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code, "{}", status.message());
+    }
+    cloud
+        .emulator
+        .inject_fault(emulator::Fault::throttling("GetSecretValue").times(2));
+    for _ in 0..2 {
+        // The second is answered by the value cache.
+        provider
+            .mount(Mount::objects("- objectName: test\n"))
+            .await
+            .unwrap();
+    }
+
+    let (_, text) = scraper.scrape(false).await;
+    let expect = |name: &str, labels: &[&str], value: f64| {
+        assert_eq!(
+            sample(&text, name, labels),
+            Some(value),
+            "{name}{labels:?} in\n{text}"
+        );
+    };
+    expect(
+        "alibabacloud_provider_plugin_traps_total",
+        &[r#"plugin="custom""#],
+        1.0,
+    );
+    expect(
+        "alibabacloud_provider_plugin_timeouts_total",
+        &[r#"plugin="custom""#],
+        1.0,
+    );
+    expect(
+        "alibabacloud_provider_plugin_traps_total",
+        &[r#"plugin="kms""#],
+        0.0,
+    );
+    expect(
+        "alibabacloud_provider_object_fetches_total",
+        &[r#"object_type="wat-trap""#, r#"result="internal""#],
+        1.0,
+    );
+    expect(
+        "alibabacloud_provider_mounts_total",
+        &[r#"grpc_code="DeadlineExceeded""#],
+        1.0,
+    );
+    let kms = [r#"product="kms""#, r#"action="GetSecretValue""#];
+    expect("alibabacloud_provider_backend_throttled_total", &kms, 2.0);
+    expect("alibabacloud_provider_backend_retries_total", &kms, 2.0);
+    expect(
+        "alibabacloud_provider_backend_calls_total",
+        &[kms[0], kms[1], r#"code="ok""#],
+        1.0,
+    );
+    expect(
+        "alibabacloud_provider_value_cache_requests_total",
+        &[r#"result="miss""#],
+        1.0,
+    );
+    expect(
+        "alibabacloud_provider_value_cache_requests_total",
+        &[r#"result="hit""#],
+        1.0,
+    );
+    expect(
+        "alibabacloud_provider_object_fetches_total",
+        &[r#"object_type="kms""#, r#"result="ok""#],
+        2.0,
+    );
+    let _ = stop.send(());
+    provider.stop().await;
+}
