@@ -130,6 +130,7 @@ pub struct CloudClient {
     endpoints: EndpointResolver,
     settings: config::Cloud,
     stats: CloudStats,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Installs the process-wide rustls crypto provider (ring); idempotent.
@@ -174,6 +175,7 @@ impl CloudClient {
             endpoints,
             settings: settings.clone(),
             stats: CloudStats::default(),
+            metrics: crate::metrics::Metrics::detached(),
         };
         client.http = client
             .builder()
@@ -258,6 +260,17 @@ impl CloudClient {
         &self.stats
     }
 
+    /// Counts into `metrics` (the provider's) instead of a set of its own.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> CloudClient {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics it counts into.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
     /// Signs and sends `call` with `credentials` for `region`, retrying
     /// retryable errors while `deadline` allows.
     pub async fn call(
@@ -281,10 +294,20 @@ impl CloudClient {
         deadline: Instant,
     ) -> Result<ApiResponse, ApiError> {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let result = self.call_with_retries(call, auth, region, deadline).await;
         if result.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
+        let code = result.as_ref().err().map(|error| match error {
+            ApiError::Service(e) => e.code.as_str(),
+            ApiError::Denied(_) => "denied",
+            ApiError::Credentials(_) => "credentials",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::Transport(_) => "transport",
+        });
+        self.metrics
+            .backend_call(&call.product, &call.action, code, started.elapsed());
         result
     }
 
@@ -325,6 +348,11 @@ impl CloudClient {
                 Ok(response) => return Ok(response),
                 Err(error) => error,
             };
+            if let ApiError::Service(e) = &error
+                && crate::metrics::is_throttling(&e.code, e.http_status)
+            {
+                self.metrics.backend_throttled(&call.product, &call.action);
+            }
             if !error.is_retryable() || attempt >= self.settings.max_attempts {
                 return Err(error);
             }
@@ -340,6 +368,7 @@ impl CloudClient {
                 error = %error,
                 "retrying a retryable error"
             );
+            self.metrics.backend_retry(&call.product, &call.action);
             tokio::time::sleep(backoff).await;
         }
     }
@@ -608,6 +637,11 @@ impl CloudSession {
     /// The Mount's deadline.
     pub fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    /// The provider's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        self.client.metrics()
     }
 
     /// Makes one call with the Mount's (or the cross-account) credentials.

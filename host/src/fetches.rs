@@ -106,6 +106,7 @@ pub struct Fetches {
     generation: AtomicU64,
     cache: Option<ValueCache>,
     stats: FetchStats,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Fetches {
@@ -125,7 +126,14 @@ impl Fetches {
             generation: AtomicU64::new(0),
             cache: config.enabled.then(|| ValueCache::new(config)),
             stats: FetchStats::default(),
+            metrics: None,
         }
+    }
+
+    /// Counts coalesced fetches and value cache lookups into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Fetches {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The counters.
@@ -140,17 +148,24 @@ impl Fetches {
         key: FetchKey,
         fetch: impl Future<Output = Result<FetchedObject, PluginError>> + Send + 'static,
     ) -> Outcome {
-        if let Some(cache) = &self.cache
-            && let Some(object) = cache.get(&key)
-        {
-            self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(object);
+        if let Some(cache) = &self.cache {
+            let cached = cache.get(&key);
+            if let Some(metrics) = &self.metrics {
+                metrics.value_cache_lookup(cached.is_some());
+            }
+            if let Some(object) = cached {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(object);
+            }
         }
         let shared = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             match in_flight.get(&key) {
                 Some((_, shared)) => {
                     self.stats.joined.fetch_add(1, Ordering::Relaxed);
+                    if let Some(metrics) = &self.metrics {
+                        metrics.fetch_coalesced();
+                    }
                     shared.clone()
                 }
                 None => {

@@ -1,6 +1,7 @@
 //! HTTP health endpoints: `/live` (the process answers) and the healthz path
 //! (the gRPC socket answers a health check end to end, as the driver would
-//! reach it).
+//! reach it); and `/metrics`, the provider's Prometheus metrics (OpenMetrics
+//! text when the scraper accepts it, else the text format 0.0.4).
 //!
 //! By default the server listens on every address of both IP versions, as
 //! Go's `:8989` did for the upstream provider: one IPv6 socket with
@@ -11,11 +12,12 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -37,12 +39,15 @@ pub struct HealthSettings {
     pub timeout: Duration,
     /// The provider socket to check.
     pub socket: PathBuf,
+    /// The metrics served at `/metrics` (none: no `/metrics`).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 #[derive(Clone)]
 struct Probe {
     socket: PathBuf,
     timeout: Duration,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Binds the health server (a bind failure is a start-up error, not a log
@@ -68,13 +73,17 @@ pub async fn bind(
     })?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/live", get(|| async { "ok" }))
-        .route(&settings.path, get(healthz))
-        .with_state(Probe {
-            socket: settings.socket,
-            timeout: settings.timeout,
-        });
+        .route(&settings.path, get(healthz));
+    if settings.metrics.is_some() && settings.path != "/metrics" {
+        app = app.route("/metrics", get(metrics));
+    }
+    let app = app.with_state(Probe {
+        socket: settings.socket,
+        timeout: settings.timeout,
+        metrics: settings.metrics,
+    });
     let serve = async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -145,6 +154,36 @@ async fn healthz(State(probe): State<Probe>) -> (StatusCode, String) {
             ),
         ),
     }
+}
+
+/// The metrics, in OpenMetrics text if the scraper accepts it (Prometheus
+/// asks for it first), else in the Prometheus text format 0.0.4.
+async fn metrics(
+    State(probe): State<Probe>,
+    headers: HeaderMap,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
+    let Some(metrics) = probe.metrics else {
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "no metrics\n".into(),
+        );
+    };
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        crate::metrics::OPENMETRICS_CONTENT_TYPE
+    } else {
+        crate::metrics::TEXT_CONTENT_TYPE
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        metrics.encode(openmetrics),
+    )
 }
 
 async fn check(socket: &std::path::Path) -> Result<(), String> {

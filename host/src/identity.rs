@@ -76,11 +76,7 @@ impl MountAuth {
     /// access key with its secret and token (a Mount that names someone
     /// else's key id without its secret gets a different name).
     pub async fn identity_key(&self) -> Result<String, CredentialError> {
-        let base = self
-            .base
-            .get_or_init(|| self.chain.resolve(self.identity.borrowed(), self.deadline))
-            .await
-            .clone()?;
+        let base = self.base().await?;
         Ok(match &base.key {
             Some(key) => format!("{key:?}"),
             None => {
@@ -100,17 +96,31 @@ impl MountAuth {
         })
     }
 
+    /// The Mount's own credentials, resolved on first use (and counted by
+    /// link in the metrics then).
+    async fn base(&self) -> Result<Resolved, CredentialError> {
+        self.base
+            .get_or_init(|| async {
+                let resolved = self
+                    .chain
+                    .resolve(self.identity.borrowed(), self.deadline)
+                    .await;
+                if let Ok(resolved) = &resolved {
+                    self.chain.count_resolved(resolved);
+                }
+                resolved
+            })
+            .await
+            .clone()
+    }
+
     /// The credentials for a call: the Mount's own, or those of
     /// `cross_account` assumed from them.
     pub async fn credentials(
         &self,
         cross_account: Option<&str>,
     ) -> Result<std::sync::Arc<Credentials>, CredentialError> {
-        let base = self
-            .base
-            .get_or_init(|| self.chain.resolve(self.identity.borrowed(), self.deadline))
-            .await
-            .clone()?;
+        let base = self.base().await?;
         match cross_account {
             None => Ok(base.credentials),
             Some(role) => {

@@ -19,6 +19,7 @@ pub mod identity;
 pub use contract::jmes;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod mount;
 pub use contract::paths;
 pub mod plugin;

@@ -389,6 +389,7 @@ async fn serve(args: ServeArgs, ignored_klog_flags: Vec<String>) -> anyhow::Resu
             path: args.healthz_path.clone(),
             timeout: args.healthz_timeout,
             socket: socket.clone(),
+            metrics: Some(provider.metrics().clone()),
         },
         stopped(),
     )

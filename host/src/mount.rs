@@ -47,6 +47,8 @@ pub struct Provider {
     /// Bytes of fetched objects held by Mounts in flight, in KiB
     /// (`limits.secret_bytes_in_flight`).
     secret_bytes: Arc<Semaphore>,
+    /// The provider's metrics (served at the health server's `/metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The region of Mounts whose SecretProviderClass names none: --region, else
@@ -151,6 +153,21 @@ pub struct MountError {
     pub message: String,
 }
 
+impl FailureKind {
+    /// A label value (metrics).
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::InvalidArgument => "invalid_argument",
+            FailureKind::NotFound => "not_found",
+            FailureKind::PermissionDenied => "permission_denied",
+            FailureKind::Unavailable => "unavailable",
+            FailureKind::DeadlineExceeded => "deadline_exceeded",
+            FailureKind::ResourceExhausted => "resource_exhausted",
+            FailureKind::Internal => "internal",
+        }
+    }
+}
+
 impl MountError {
     fn new(kind: FailureKind, message: impl Into<String>) -> MountError {
         MountError {
@@ -194,9 +211,12 @@ impl Provider {
             "memory plan"
         );
         let plugins = PluginRuntime::load(&config).await?;
+        // One set per provider, handed to each part that counts.
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let cloud = Arc::new(
             CloudClient::with_resolve(&config.cloud, env.iter().cloned(), resolve)
-                .map_err(StartError::Cloud)?,
+                .map_err(StartError::Cloud)?
+                .with_metrics(metrics.clone()),
         );
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let id = &config.identity;
@@ -270,7 +290,8 @@ impl Provider {
             },
             roles,
             imds.clone(),
-        );
+        )
+        .with_metrics(metrics.clone());
         Ok(Provider {
             plugins: Arc::new(plugins),
             cloud,
@@ -288,7 +309,8 @@ impl Provider {
                 config.limits.mounts_in_flight,
                 config.limits.mounts_in_flight_per_namespace,
             ),
-            fetches: Fetches::new(&config.cache),
+            fetches: Fetches::new(&config.cache).with_metrics(metrics.clone()),
+            metrics,
             secret_bytes: Arc::new(Semaphore::new(
                 config.limits.secret_bytes_in_flight.div_ceil(1024),
             )),
@@ -337,6 +359,11 @@ impl Provider {
     /// The shared cloud client (for its counters).
     pub fn cloud(&self) -> &CloudClient {
         &self.cloud
+    }
+
+    /// The provider's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The routed objectTypes.
@@ -538,7 +565,9 @@ impl Provider {
                     (&holding, &over_budget, &over_budget_error);
                 let auth = auth.clone();
                 let cross_account = object.cross_account_role_arn.clone();
+                let object_type = object.object_type.clone();
                 async move {
+                    let _in_flight = self.metrics.object_fetch_started();
                     let _mount_slot = per_mount.acquire().await.expect("never closed");
                     let namespace = spec.pod.namespace.clone();
                     let plugins = self.plugins.clone();
@@ -573,6 +602,11 @@ impl Provider {
                             .map(|shared| shared.to_fetched()),
                         None => fetch.await,
                     };
+                    let outcome = match &result {
+                        Ok(_) => "ok",
+                        Err(error) => classify(error).label(),
+                    };
+                    self.metrics.object_fetched(&object_type, outcome);
                     if let Ok(object) = &result
                         && let Err(error) = holding.add(object.contents.len())
                     {

@@ -169,6 +169,19 @@ impl Plugin {
     }
 }
 
+impl Plugin {
+    /// The plugin as a metrics label: a built-in's name, or `custom`
+    /// (never the configured objectType of a component file).
+    fn metrics_label(&self) -> &'static str {
+        match &self.source {
+            PluginSource::Builtin(name) if name == "kms" => "kms",
+            PluginSource::Builtin(name) if name == "oos" => "oos",
+            PluginSource::Builtin(_) => "builtin",
+            PluginSource::File(_) => "custom",
+        }
+    }
+}
+
 /// What the operator granted a plugin (`[plugins.<type>.capabilities]`) and
 /// the host-call budget of one fetch.
 #[derive(Debug)]
@@ -849,6 +862,8 @@ impl PluginRuntime {
             });
         };
         let name = plugin.object_type.clone();
+        let metrics = session.metrics().clone();
+        let kind = plugin.metrics_label();
         let started = Instant::now();
         let own_deadline = started + plugin.limits.timeout;
         let (deadline, cause) = if mount_deadline < own_deadline {
@@ -856,10 +871,13 @@ impl PluginRuntime {
         } else {
             (own_deadline, " (config key plugins.<type>.timeout)")
         };
-        let timed_out = || PluginError::TimedOut {
-            plugin: name.clone(),
-            after: deadline.saturating_duration_since(started),
-            cause: cause.replace("<type>", &name),
+        let timed_out = || {
+            metrics.plugin_timed_out(kind);
+            PluginError::TimedOut {
+                plugin: name.clone(),
+                after: deadline.saturating_duration_since(started),
+                cause: cause.replace("<type>", &name),
+            }
         };
         let pool = self.pool(plugin.class);
         // The slot and the memory are waited for within the fetch's deadline;
@@ -874,9 +892,12 @@ impl PluginRuntime {
         };
         let (mut store, stderr) = self.store(plugin, Some(session), deadline, mount_label, account);
         let pre = plugin.pre.clone();
+        let instantiated = metrics.clone();
         let call = async move {
             let result = async {
+                let begun = Instant::now();
                 let instance = pre.instantiate_async(&mut store).await?;
+                instantiated.plugin_instantiated(kind, begun.elapsed());
                 instance.call_fetch(&mut store, &request).await
             }
             .await;
@@ -895,6 +916,7 @@ impl PluginRuntime {
                     Ok(Ok(done)) => Ok(done),
                     Ok(Err(join_error)) => {
                         tracing::error!(plugin = %name, error = %join_error, "a plugin task failed");
+                        metrics.plugin_trapped(kind);
                         return Err(PluginError::Trapped {
                             plugin: name,
                             message: "the host failed while running it (a bug; please report it with the provider's log)".into(),
@@ -947,6 +969,7 @@ impl PluginRuntime {
                 }
                 let message = trap_text(&error, &stderr);
                 tracing::warn!(plugin = %name, error = %message, "plugin trapped");
+                metrics.plugin_trapped(kind);
                 Err(PluginError::Trapped {
                     plugin: name,
                     message,

@@ -71,6 +71,24 @@ impl CsiDriverProvider for ProviderService {
         request: Request<MountRequest>,
     ) -> Result<Response<MountResponse>, Status> {
         let started = Instant::now();
+        let metrics = self.provider.metrics().clone();
+        let _in_flight = metrics.mount_started();
+        let answer = self.serve_mount(request, started).await;
+        let code = match &answer {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        };
+        metrics.mount_done(crate::metrics::grpc_code_name(code), started.elapsed());
+        answer
+    }
+}
+
+impl ProviderService {
+    async fn serve_mount(
+        &self,
+        request: Request<MountRequest>,
+        started: Instant,
+    ) -> Result<Response<MountResponse>, Status> {
         let caller_deadline = grpc_timeout(request.metadata()).map(|t| started + t);
         let request = request.into_inner();
         let deadline = self.provider.mount_deadline(caller_deadline)?;

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Credentials;
+use crate::metrics::{CredentialLink, Metrics};
 
 /// How long before `Expiration` credentials are refreshed (credentials-go's 180 s).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(180);
@@ -478,6 +479,7 @@ enum Step<'a> {
 struct Flight<'a> {
     cache: &'a CredentialCache,
     key: &'a CacheKey,
+    link: Option<CredentialLink>,
     id: u64,
     sender: watch::Sender<Option<Outcome>>,
     finished: bool,
@@ -486,6 +488,9 @@ struct Flight<'a> {
 impl Flight<'_> {
     fn finish(mut self, outcome: Outcome, previous: Option<ExpiringCredentials>) -> Outcome {
         self.finished = true;
+        self.cache.count(self.link, |m, link| {
+            m.credential_refresh(link, outcome.is_ok())
+        });
         let now = Instant::now();
         let outcome = {
             let mut inner = self.cache.lock();
@@ -572,6 +577,7 @@ impl Drop for Flight<'_> {
 pub struct CredentialCache {
     settings: CacheSettings,
     inner: Mutex<Inner>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl fmt::Debug for CredentialCache {
@@ -601,6 +607,19 @@ impl CredentialCache {
                 next_sweep: None,
                 stats: CacheStats::default(),
             }),
+            metrics: None,
+        }
+    }
+
+    /// Counts lookups and loads into `metrics`, by chain link.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> CredentialCache {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, link: Option<CredentialLink>, record: impl FnOnce(&Metrics, CredentialLink)) {
+        if let (Some(metrics), Some(link)) = (&self.metrics, link) {
+            record(metrics, link);
         }
     }
 
@@ -634,10 +653,26 @@ impl CredentialCache {
         Fut: Future<Output = Result<ExpiringCredentials, E>>,
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
+        self.get_or_load_for(None, key, loader).await
+    }
+
+    /// [`CredentialCache::get_or_load`] for a link of the chain, counted by
+    /// it in the metrics.
+    pub async fn get_or_load_for<F, Fut, E>(
+        &self,
+        link: Option<CredentialLink>,
+        key: &CacheKey,
+        loader: F,
+    ) -> Result<ExpiringCredentials, CacheError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<ExpiringCredentials, E>>,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
         let mut loader = Some(loader);
         let mut counted = false;
         loop {
-            match self.step(key, &mut counted) {
+            match self.step(key, link, &mut counted) {
                 Step::Hit(value) => return Ok(value),
                 Step::Wait(mut outcome) => {
                     let outcome = outcome
@@ -673,7 +708,12 @@ impl CredentialCache {
         }
     }
 
-    fn step<'a>(&'a self, key: &'a CacheKey, counted: &mut bool) -> Step<'a> {
+    fn step<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        link: Option<CredentialLink>,
+        counted: &mut bool,
+    ) -> Step<'a> {
         let now = Instant::now();
         let settings = &self.settings;
         let mut inner = self.lock();
@@ -690,12 +730,14 @@ impl CredentialCache {
         });
         if let Some(value) = hit {
             inner.stats.hits += 1;
+            self.count(link, |m, link| m.credential_lookup(link, true));
             return Step::Hit(value);
         }
         let first_pass = !*counted;
         *counted = true;
         if first_pass {
             inner.stats.misses += 1;
+            self.count(link, |m, link| m.credential_lookup(link, false));
         }
         if let Some(flight) = inner.entries.get(key).and_then(|e| e.flight.as_ref()) {
             let outcome = flight.outcome.clone();
@@ -737,6 +779,7 @@ impl CredentialCache {
             Flight {
                 cache: self,
                 key,
+                link,
                 id,
                 sender,
                 finished: false,

@@ -30,6 +30,7 @@ use super::kube::RoleArnLookup;
 use super::sts::{RoleRequest, StsClient, StsError, session_name};
 use super::tokens::{STS_AUDIENCE, subject_for, token_for_audience};
 use crate::config::{Identity, IdentityPolicy};
+use crate::metrics::{CredentialLink, Metrics};
 use crate::spc::{PodInfo, Sensitive};
 
 /// The provider RRSA token file the upstream chart projects.
@@ -546,6 +547,7 @@ pub struct CredentialChain {
     cache: CredentialCache,
     roles: RoleArnLookup,
     imds: Arc<ImdsClient>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for CredentialChain {
@@ -571,6 +573,22 @@ impl CredentialChain {
             cache: CredentialCache::new(cache),
             roles,
             imds,
+            metrics: None,
+        }
+    }
+
+    /// Counts the cache's lookups and loads and the Mounts' resolved links
+    /// into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> CredentialChain {
+        self.cache = self.cache.with_metrics(metrics.clone());
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Counts a Mount's resolved identity by the link that gave it.
+    pub(crate) fn count_resolved(&self, resolved: &Resolved) {
+        if let (Some(metrics), Some(link)) = (&self.metrics, link_of(resolved.credentials.source)) {
+            metrics.credential_resolved(link);
         }
     }
 
@@ -789,7 +807,7 @@ impl CredentialChain {
         };
         let loaded = self
             .cache
-            .get_or_load(&key, || async {
+            .get_or_load_for(Some(CredentialLink::PodIdentity), &key, || async {
                 let assumed = self
                     .sts
                     .assume_role_with_oidc(
@@ -827,7 +845,7 @@ impl CredentialChain {
         };
         let loaded = self
             .cache
-            .get_or_load(&key, || async {
+            .get_or_load_for(Some(CredentialLink::ProviderRrsa), &key, || async {
                 // Read at every refresh: kubelet rotates the projected token.
                 let token = tokio::fs::read_to_string(&rrsa.token_file).await.map_err(|e| {
                     format!(
@@ -892,7 +910,7 @@ impl CredentialChain {
         let key = CacheKey::ecs_ram_role(role);
         let loaded = self
             .cache
-            .get_or_load(&key, || async {
+            .get_or_load_for(Some(CredentialLink::EcsRamRole), &key, || async {
                 let fetched = self
                     .imds
                     .role_credentials()
@@ -960,9 +978,14 @@ impl CredentialChain {
         (link, source): (&'static str, &'static str),
         deadline: Instant,
     ) -> Result<Arc<Credentials>, CredentialError> {
+        let link_label = if link == CROSS_ACCOUNT_LINK {
+            CredentialLink::CrossAccount
+        } else {
+            CredentialLink::RamRole
+        };
         let loaded = self
             .cache
-            .get_or_load(key, || async {
+            .get_or_load_for(Some(link_label), key, || async {
                 let assumed = self
                     .sts
                     .assume_role(base, request, source, deadline)
@@ -973,6 +996,20 @@ impl CredentialChain {
             .map_err(|e| failed(link, e))?;
         Ok(loaded.credentials)
     }
+}
+
+/// The chain link of credentials, from their `source`.
+fn link_of(source: &str) -> Option<CredentialLink> {
+    Some(match source {
+        "pod identity (RRSA)" => CredentialLink::PodIdentity,
+        "provider RRSA" => CredentialLink::ProviderRrsa,
+        "access key + AssumeRole" => CredentialLink::RamRole,
+        "cross-account role" => CredentialLink::CrossAccount,
+        "ECS RAM role" => CredentialLink::EcsRamRole,
+        "nodePublishSecretRef" => CredentialLink::NodePublishSecret,
+        "environment access key" => CredentialLink::EnvironmentAccessKey,
+        _ => return None,
+    })
 }
 
 /// What a credential loader fails with: an [`StsError`] (which knows whether

@@ -8,6 +8,7 @@ mod fairness;
 mod identity;
 mod leaks;
 mod logs;
+mod metrics;
 mod mount;
 mod plugins;
 mod server;
