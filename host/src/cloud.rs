@@ -6,6 +6,7 @@
 pub mod endpoint;
 pub mod kms_instance_ca;
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use alibabacloud_signature::{EMPTY_SHA256, canonical_query, v3};
 use rand::Rng as _;
 
 use crate::config;
-use crate::identity::{self, Credentials};
+use crate::spc::Sensitive;
 use endpoint::{Endpoint, EndpointResolver};
 
 /// One RPC-style API call.
@@ -583,106 +584,49 @@ pub fn now_iso8601() -> String {
     .unwrap_or_default()
 }
 
-/// One object's access to the cloud: the shared client, the Mount's region,
-/// deadline and identity, and the object's cross-account role, if any.
-#[derive(Debug)]
-pub struct CloudSession {
-    client: Arc<CloudClient>,
-    auth: Arc<identity::MountAuth>,
-    cross_account: Option<String>,
-    region: Result<String, String>,
-    deadline: Instant,
-    /// `OOS object "db"`, `object "db"`: the object, for messages.
-    object: Option<String>,
+/// An access key, optionally with an STS security token.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The access key id (not secret; may be logged).
+    pub access_key_id: String,
+    /// The access key secret.
+    pub access_key_secret: Sensitive<String>,
+    /// The STS security token, for temporary credentials.
+    pub security_token: Option<Sensitive<String>>,
+    /// Which link of the chain produced them (for logs).
+    pub source: &'static str,
 }
 
-impl CloudSession {
-    /// A session for one object of a Mount; `region` is the Mount's region,
-    /// or why there is none.
-    pub fn new(
-        client: Arc<CloudClient>,
-        auth: Arc<identity::MountAuth>,
-        cross_account: Option<String>,
-        region: Result<String, String>,
-        deadline: Instant,
-    ) -> CloudSession {
-        CloudSession {
-            client,
-            auth,
-            cross_account,
-            region,
-            deadline,
-            object: None,
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("source", &self.source)
+            .field("security_token", &self.security_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Replaces any occurrence of the secret or the token in `text`, as a
+    /// last line of defence for messages that echo a request.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in [Some(&self.access_key_secret), self.security_token.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if secret.0.len() >= 4 {
+                out = out.replace(secret.0.as_str(), "<redacted>");
+            }
         }
-    }
-
-    /// Names the object the session is for (`objectName`, `objectType`), in
-    /// a failed cross-account AssumeRole's message as upstream worded it:
-    /// `failed to assume cross account role <arn> for object <name>: ...`
-    /// (`for OOS object` for `oos`).
-    pub fn for_object(mut self, name: &str, object_type: &str) -> CloudSession {
-        self.object = Some(if object_type == "oos" {
-            format!("OOS object {name}")
-        } else {
-            format!("object {name}")
-        });
-        self
-    }
-
-    /// What the Mount brought (pod, tokens, nodePublishSecretRef).
-    pub fn mount_identity(&self) -> &identity::OwnedMountIdentity {
-        self.auth.identity()
-    }
-
-    /// The Mount's deadline.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// The provider's metrics.
-    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
-        self.client.metrics()
-    }
-
-    /// Makes one call with the Mount's (or the cross-account) credentials.
-    pub async fn call(&self, call: &ApiCall) -> Result<ApiResponse, ApiError> {
-        let region = self.region.as_deref().map_err(|why| {
-            ApiError::Denied(format!(
-                "no region: set parameters.region in the SecretProviderClass, or start the provider with --region (or cloud.region in its config); {why}"
-            ))
-        })?;
-        let credentials = self
-            .auth
-            .credentials(self.cross_account.as_deref())
-            .await
-            .map_err(|e| {
-                let message = match (&self.cross_account, &self.object, &e) {
-                    (
-                        Some(role),
-                        Some(object),
-                        identity::CredentialError::Failed {
-                            link: identity::CROSS_ACCOUNT_LINK,
-                            ..
-                        },
-                    ) => format!("failed to assume cross account role {role} for {object}: {e}"),
-                    _ => e.to_string(),
-                };
-                if e.is_retryable() {
-                    ApiError::Transport(message)
-                } else {
-                    ApiError::Credentials(message)
-                }
-            })?;
-        self.client
-            .call(call, &credentials, region, self.deadline)
-            .await
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spc::Sensitive;
 
     fn creds(token: Option<&str>) -> Credentials {
         Credentials {

@@ -3,16 +3,15 @@
 //! service account), with a cache so that a credential is fetched once per
 //! lifetime, not once per Mount.
 
-use std::fmt;
-
-use crate::spc::Sensitive;
-
 pub mod cache;
 mod chain;
 pub mod imds;
 pub mod kube;
 pub mod sts;
 pub use contract::tokens;
+
+/// Credentials are what the chain produces and what `cloud` signs with.
+pub use crate::cloud::Credentials;
 
 /// An environment lookup over `pairs`, for the settings' `from_env` in tests.
 #[cfg(test)]
@@ -129,45 +128,5 @@ impl MountAuth {
                     .await
             }
         }
-    }
-}
-
-/// An access key, optionally with an STS security token.
-#[derive(Clone)]
-pub struct Credentials {
-    /// The access key id (not secret; may be logged).
-    pub access_key_id: String,
-    /// The access key secret.
-    pub access_key_secret: Sensitive<String>,
-    /// The STS security token, for temporary credentials.
-    pub security_token: Option<Sensitive<String>>,
-    /// Which link of the chain produced them (for logs).
-    pub source: &'static str,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("source", &self.source)
-            .field("security_token", &self.security_token.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Credentials {
-    /// Replaces any occurrence of the secret or the token in `text`, as a
-    /// last line of defence for messages that echo a request.
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in [Some(&self.access_key_secret), self.security_token.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if secret.0.len() >= 4 {
-                out = out.replace(secret.0.as_str(), "<redacted>");
-            }
-        }
-        out
     }
 }

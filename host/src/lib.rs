@@ -7,6 +7,7 @@
 //! ([`plugin`]), whose signed Alibaba Cloud calls go through [`cloud`], and
 //! builds the files ([`paths`], [`jmes`]).
 
+pub mod app;
 pub mod client;
 pub mod cloud;
 pub mod fair;
@@ -24,6 +25,7 @@ pub mod mount;
 pub use contract::paths;
 pub mod plugin;
 pub mod server;
+pub mod session;
 pub use contract::spc;
 
 /// The provider protocol (package `v1alpha1`), generated from `proto/`.

@@ -8,17 +8,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 
-use crate::cloud::{CloudClient, CloudSession};
+use crate::cloud::CloudClient;
 use crate::config::Config;
 use crate::fair::{FairShare, Permit};
 use crate::fetches::{FetchKey, Fetches};
-use crate::identity::cache::CacheSettings;
-use crate::identity::imds::{ImdsClient, ImdsSettings};
-use crate::identity::kube::{KubeClient, KubeConfig, LookupSettings, RoleArnLookup};
-use crate::identity::sts::StsClient;
-use crate::identity::{CredentialChain, IdentitySettings, MountAuth, OwnedMountIdentity};
+use crate::identity::imds::ImdsClient;
+use crate::identity::{CredentialChain, MountAuth, OwnedMountIdentity};
 use crate::plugin::{FetchError, FetchedObject, ObjectRequest, PluginError, PluginRuntime};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
+use crate::session::CloudSession;
 use crate::spc::{self, MountSpec, ObjectSpec, RawMount};
 
 /// Slack after the Mount's deadline before the outer timeout fires.
@@ -104,24 +102,22 @@ impl RegionSource {
     }
 }
 
-/// Start-up failure of the provider.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A plugin could not be loaded.
-    #[error(transparent)]
-    Plugin(#[from] crate::plugin::LoadError),
-    /// The cloud client could not be built.
-    #[error("invalid cloud configuration: {0}")]
-    Cloud(String),
-    /// The --region flag is not a region id.
-    #[error("--region {0:?} is not an Alibaba Cloud region id (e.g. cn-hangzhou)")]
-    Region(String),
-    /// The identity settings (environment or `[identity]`) are invalid.
-    #[error("invalid identity settings: {0}")]
-    Identity(String),
-    /// The configuration does not fit the container's memory limit.
-    #[error("{0}")]
-    Memory(String),
+/// What the provider is made of (see [`Provider::from_parts`]).
+pub struct ProviderParts {
+    /// The configuration.
+    pub config: Config,
+    /// The loaded plugins.
+    pub plugins: PluginRuntime,
+    /// The signed-call client.
+    pub cloud: Arc<CloudClient>,
+    /// The credential chain.
+    pub credentials: CredentialChain,
+    /// --region, else `cloud.region`; `None`: ask the metadata server.
+    pub default_region: Option<String>,
+    /// The metadata server (the node's region).
+    pub imds: Arc<ImdsClient>,
+    /// The provider's metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What failed, classified for the gRPC status.
@@ -178,121 +174,20 @@ impl MountError {
 }
 
 impl Provider {
-    /// Builds the provider from its configuration; `region` is the --region
-    /// flag; `env` is the process environment (read once, here).
-    pub async fn new(
-        config: Config,
-        region: Option<String>,
-        env: Vec<(String, String)>,
-    ) -> Result<Provider, StartError> {
-        Provider::new_resolving(config, region, env, Vec::new()).await
-    }
-
-    /// [`Provider::new`], with the cloud API's DNS answers fixed for some
-    /// hosts (see [`CloudClient::with_resolve`]). For tests only: the process
-    /// has no way to set them.
-    #[doc(hidden)]
-    pub async fn new_resolving(
-        config: Config,
-        region: Option<String>,
-        env: Vec<(String, String)>,
-        resolve: Vec<(String, std::net::SocketAddr)>,
-    ) -> Result<Provider, StartError> {
-        let default_region = match region.filter(|r| !r.is_empty()) {
-            Some(r) if crate::config::is_valid_region(&r) => Some(r),
-            Some(r) => return Err(StartError::Region(r)),
-            None => Some(config.cloud.region.clone()).filter(|r| !r.is_empty()),
-        };
-        let memory_limit = crate::memory::cgroup_limit(std::path::Path::new("/sys/fs/cgroup"));
-        let planned = crate::memory::check(&config, memory_limit).map_err(StartError::Memory)?;
-        tracing::info!(
-            planned_mib = planned >> 20,
-            container_limit_mib = memory_limit.map(|l| l >> 20),
-            "memory plan"
-        );
-        let plugins = PluginRuntime::load(&config).await?;
-        // One set per provider, handed to each part that counts.
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        let cloud = Arc::new(
-            CloudClient::with_resolve(&config.cloud, env.iter().cloned(), resolve)
-                .map_err(StartError::Cloud)?
-                .with_metrics(metrics.clone()),
-        );
-        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let id = &config.identity;
-        let settings = IdentitySettings::new(lookup, id).map_err(StartError::Identity)?;
-        // Settings upstream started with and that fail (or may fail) per
-        // Mount: a warning now, the error on the Mounts they affect.
-        for warning in &settings.warnings {
-            tracing::warn!("{warning}");
-        }
-        let imds = Arc::new(
-            ImdsClient::new(ImdsSettings {
-                base_url: id.metadata_url.clone(),
-                ..ImdsSettings::from_env(lookup)
-            })
-            .map_err(|e| StartError::Identity(e.to_string()))?,
-        );
-        if let Some(problem) = imds.problem() {
-            tracing::warn!("{problem}: the ECS RAM role link fails on every Mount that reaches it");
-        }
-        let lookup_settings = LookupSettings {
-            ttl: id.service_account_cache_ttl,
-            ..LookupSettings::default()
-        };
-        let token_file = std::path::Path::new(&id.kubernetes_token_file);
-        let roles = if id.kubernetes_url.is_empty() {
-            // Without a mounted API token (chart: rbac.readServiceAccounts =
-            // false) pod identity needs the SecretProviderClass's podRoleArn.
-            if token_file.is_file() {
-                // In-cluster, as upstream's client-go: a client that cannot
-                // be set up fails each ServiceAccount lookup, not start-up.
-                match KubeConfig::in_cluster(
-                    lookup,
-                    token_file,
-                    std::path::Path::new(&id.kubernetes_ca_file),
-                )
-                .and_then(|config| config.map(KubeClient::new).transpose())
-                {
-                    Ok(kube) => RoleArnLookup::new(kube, lookup_settings),
-                    Err(e) => {
-                        tracing::warn!(
-                            error = %e,
-                            "the Kubernetes client cannot be set up: ServiceAccount role annotations cannot be read (with identity.policy = \"upstream\", pod identity falls back to the provider's identity, as upstream)"
-                        );
-                        RoleArnLookup::unavailable(e.to_string(), lookup_settings)
-                    }
-                }
-            } else {
-                tracing::info!(
-                    token_file = %token_file.display(),
-                    "no Kubernetes API token: ServiceAccount role annotations are not read; pod identity needs podRoleArn"
-                );
-                RoleArnLookup::new(None, lookup_settings)
-            }
-        } else {
-            let non_empty = |s: &str| (!s.is_empty()).then(|| std::path::PathBuf::from(s));
-            let kube = KubeClient::new(KubeConfig::new(
-                id.kubernetes_url.clone(),
-                id.kubernetes_token_file.clone(),
-                non_empty(&id.kubernetes_ca_file),
-            ))
-            .map_err(|e| StartError::Identity(e.to_string()))?;
-            RoleArnLookup::new(Some(kube), lookup_settings)
-        };
-        let credentials = CredentialChain::new(
-            settings,
-            StsClient::new(cloud.clone()),
-            CacheSettings {
-                refresh_margin: id.refresh_margin,
-                max_entries: id.cache_max_entries,
-                idle_ttl: id.cache_idle_ttl,
-            },
-            roles,
-            imds.clone(),
-        )
-        .with_metrics(metrics.clone());
-        Ok(Provider {
+    /// The provider made of its parts (the composition root, `app`, builds
+    /// them from the configuration and the environment); the Mount's own machinery (fair shares, shared fetches,
+    /// the secret-bytes budget) is sized from `parts.config.limits`.
+    pub fn from_parts(parts: ProviderParts) -> Provider {
+        let ProviderParts {
+            config,
+            plugins,
+            cloud,
+            credentials,
+            default_region,
+            imds,
+            metrics,
+        } = parts;
+        Provider {
             plugins: Arc::new(plugins),
             cloud,
             credentials: Arc::new(credentials),
@@ -315,7 +210,7 @@ impl Provider {
                 config.limits.secret_bytes_in_flight.div_ceil(1024),
             )),
             config: Arc::new(config),
-        })
+        }
     }
 
     /// Runs a CPU-bound step of a Mount on the blocking pool, one per core at
@@ -875,6 +770,7 @@ fn round(d: Duration) -> String {
 #[cfg(test)]
 mod region_tests {
     use super::*;
+    use crate::identity::imds::ImdsSettings;
 
     fn source(configured: Option<&str>, imds: ImdsSettings) -> RegionSource {
         RegionSource {

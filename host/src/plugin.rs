@@ -24,8 +24,8 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::cloud::CloudSession;
 use crate::config::{Config, PluginLimits, plugin_config_value};
+use crate::session::CloudSession;
 use budget::{Account, Class, Pool};
 
 pub use bindings::alibabacloud_csi::plugin::types::{

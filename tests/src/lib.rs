@@ -249,26 +249,26 @@ impl TestProvider {
         env: Vec<(String, String)>,
         resolve: Vec<(String, std::net::SocketAddr)>,
     ) -> TestProvider {
-        let provider = Arc::new(
-            Provider::new_resolving(config, None, env, resolve)
-                .await
-                .expect("starting the provider"),
-        );
+        let provider = provider::app::provider_resolving(config, None, env, resolve)
+            .await
+            .expect("starting the provider");
         let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join(provider::server::SOCKET_FILE);
-        let listener = provider::server::bind_socket(&socket).unwrap();
+        let app = provider::app::App::bind(
+            provider,
+            provider::app::ServeOptions {
+                socket_dir: dir.path().to_path_buf(),
+                health: None,
+            },
+        )
+        .await
+        .expect("binding the socket");
+        let provider = app.provider().clone();
+        let socket = app.socket().to_path_buf();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let grace = provider.config().limits.shutdown_grace;
-        let serving = provider.clone();
         let task = tokio::spawn(async move {
-            provider::server::serve(
-                serving,
-                listener,
-                async {
-                    let _ = stopped.await;
-                },
-                grace,
-            )
+            app.run(async {
+                let _ = stopped.await;
+            })
             .await
             .expect("serving");
         });

@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integration_tests::testing_route;
-use provider::Provider;
-use provider::cloud::CloudSession;
 use provider::config::Config;
 use provider::identity::{MountAuth, OwnedMountIdentity};
 use provider::plugin::{ObjectRequest, PluginRuntime};
+use provider::session::CloudSession;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -28,7 +27,8 @@ async fn main() -> anyhow::Result<()> {
     let runtime = PluginRuntime::load(&config).await?;
     let load = load_started.elapsed();
     // The sessions below are never asked for credentials (echo makes no call).
-    let provider = Provider::new(config.clone(), Some("cn-hangzhou".into()), Vec::new()).await?;
+    let provider =
+        provider::app::provider(config.clone(), Some("cn-hangzhou".into()), Vec::new()).await?;
     let client = provider.cloud_client();
     let chain = provider.credential_chain();
     let request = ObjectRequest {

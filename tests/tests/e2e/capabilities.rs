@@ -356,7 +356,7 @@ async fn imports_that_are_not_granted_stop_start_up() {
             ..PluginRoute::default()
         },
     );
-    let error = provider::Provider::new(config, None, Vec::new())
+    let error = provider::app::provider(config, None, Vec::new())
         .await
         .unwrap_err()
         .to_string();
@@ -378,7 +378,7 @@ async fn a_plugin_validates_its_configuration_at_start_up() {
         .config
         .insert("reject".into(), "address must be https".into());
     config.plugins.insert("testing".into(), route);
-    let error = provider::Provider::new(config, None, Vec::new())
+    let error = provider::app::provider(config, None, Vec::new())
         .await
         .unwrap_err()
         .to_string();

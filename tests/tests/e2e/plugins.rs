@@ -215,13 +215,11 @@ async fn concurrent_hostile_and_normal_mounts() {
 }
 
 async fn load_error(config: Config) -> String {
-    Provider::new(config, None, Vec::new())
+    provider::app::provider(config, None, Vec::new())
         .await
         .unwrap_err()
         .to_string()
 }
-
-use provider::Provider;
 
 #[tokio::test]
 async fn bad_components_are_refused_at_start_up() {

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use integration_tests::fake_vault::{FakeVault, VaultRole};
 use integration_tests::*;
-use provider::Provider;
 use provider::config::Config;
 use serde_json::{Value, json};
 use tonic::Code;
@@ -367,7 +366,7 @@ async fn an_unreachable_vault_is_unavailable() {
 async fn a_bad_route_stops_the_provider_at_start_up() {
     let vault = vault().await;
     let start = |config: Config| async move {
-        Provider::new(config, None, Vec::new())
+        provider::app::provider(config, None, Vec::new())
             .await
             .unwrap_err()
             .to_string()
@@ -443,7 +442,7 @@ async fn a_vault_behind_a_private_ca_needs_the_routes_http_ca_file() {
 
     // A CA file that is not there, or a CA with nothing to trust it for,
     // stops the provider at start-up.
-    let e = Provider::new(
+    let e = provider::app::provider(
         route("http_ca_file = \"/nonexistent/ca.pem\""),
         None,
         Vec::new(),

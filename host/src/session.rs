@@ -1,0 +1,107 @@
+//! One object's access to the cloud during a Mount: the shared client with
+//! the Mount's identity, region and deadline. It sits above both `cloud`
+//! (which signs and sends) and `identity` (which resolves credentials, and
+//! itself calls STS through `cloud`), so neither depends on the other's
+//! caller.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cloud::{ApiCall, ApiError, ApiResponse, CloudClient};
+use crate::identity;
+
+/// One object's access to the cloud: the shared client, the Mount's region,
+/// deadline and identity, and the object's cross-account role, if any.
+#[derive(Debug)]
+pub struct CloudSession {
+    client: Arc<CloudClient>,
+    auth: Arc<identity::MountAuth>,
+    cross_account: Option<String>,
+    region: Result<String, String>,
+    deadline: Instant,
+    /// `OOS object "db"`, `object "db"`: the object, for messages.
+    object: Option<String>,
+}
+
+impl CloudSession {
+    /// A session for one object of a Mount; `region` is the Mount's region,
+    /// or why there is none.
+    pub fn new(
+        client: Arc<CloudClient>,
+        auth: Arc<identity::MountAuth>,
+        cross_account: Option<String>,
+        region: Result<String, String>,
+        deadline: Instant,
+    ) -> CloudSession {
+        CloudSession {
+            client,
+            auth,
+            cross_account,
+            region,
+            deadline,
+            object: None,
+        }
+    }
+
+    /// Names the object the session is for (`objectName`, `objectType`), in
+    /// a failed cross-account AssumeRole's message as upstream worded it:
+    /// `failed to assume cross account role <arn> for object <name>: ...`
+    /// (`for OOS object` for `oos`).
+    pub fn for_object(mut self, name: &str, object_type: &str) -> CloudSession {
+        self.object = Some(if object_type == "oos" {
+            format!("OOS object {name}")
+        } else {
+            format!("object {name}")
+        });
+        self
+    }
+
+    /// What the Mount brought (pod, tokens, nodePublishSecretRef).
+    pub fn mount_identity(&self) -> &identity::OwnedMountIdentity {
+        self.auth.identity()
+    }
+
+    /// The Mount's deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The provider's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        self.client.metrics()
+    }
+
+    /// Makes one call with the Mount's (or the cross-account) credentials.
+    pub async fn call(&self, call: &ApiCall) -> Result<ApiResponse, ApiError> {
+        let region = self.region.as_deref().map_err(|why| {
+            ApiError::Denied(format!(
+                "no region: set parameters.region in the SecretProviderClass, or start the provider with --region (or cloud.region in its config); {why}"
+            ))
+        })?;
+        let credentials = self
+            .auth
+            .credentials(self.cross_account.as_deref())
+            .await
+            .map_err(|e| {
+                let message = match (&self.cross_account, &self.object, &e) {
+                    (
+                        Some(role),
+                        Some(object),
+                        identity::CredentialError::Failed {
+                            link: identity::CROSS_ACCOUNT_LINK,
+                            ..
+                        },
+                    ) => format!("failed to assume cross account role {role} for {object}: {e}"),
+                    _ => e.to_string(),
+                };
+                if e.is_retryable() {
+                    ApiError::Transport(message)
+                } else {
+                    ApiError::Credentials(message)
+                }
+            })?;
+        self.client
+            .call(call, &credentials, region, self.deadline)
+            .await
+    }
+}
