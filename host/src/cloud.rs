@@ -86,23 +86,10 @@ impl ApiError {
     }
 }
 
-/// Error codes that mean "try again later" (KMS, OOS, STS and generic POP).
+/// Error codes that mean "try again later" (KMS, OOS, STS and generic POP):
+/// the rule the plugin SDK uses too ([`alibabacloud_api_errors`]).
 pub fn is_retryable_code(code: &str, http_status: u16) -> bool {
-    matches!(
-        code,
-        "Rejected.Throttling"
-            | "Throttling"
-            | "Throttling.User"
-            | "Throttling.Api"
-            | "Throttling.Resource"
-            | "ServiceUnavailableTemporary"
-            | "ServiceUnavailable"
-            | "InternalFailure"
-            | "InternalError"
-    ) || http_status == 429
-        || http_status == 502
-        || http_status == 503
-        || http_status == 504
+    alibabacloud_api_errors::is_retryable(code, http_status)
 }
 
 /// Counters of the client's work, for benchmarks and metrics.

@@ -110,9 +110,10 @@ fn bounded(value: &str, known: &[&'static str]) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Whether an error code or HTTP status means the backend throttled us.
+/// Whether an error code or HTTP status means the backend throttled us
+/// (the rule retries and the plugin SDK use too).
 pub fn is_throttling(code: &str, http_status: u16) -> bool {
-    http_status == 429 || code.starts_with("Throttling") || code.contains(".Throttling")
+    alibabacloud_api_errors::is_throttling(code, http_status)
 }
 
 /// A link of the credential chain, as a label value.

@@ -288,9 +288,18 @@ impl TestProvider {
             .expect("connecting to the provider socket")
     }
 
-    /// Sends `mount` and returns the response or the gRPC status.
+    /// Sends `mount` on a new connection and returns the response or the
+    /// gRPC status.
     pub async fn mount(&self, mount: Mount) -> Result<MountResponse, tonic::Status> {
-        let mut client = self.client().await;
+        TestProvider::mount_on(self.client().await, mount).await
+    }
+
+    /// Sends `mount` on `client` (a connection shared by many Mounts, as
+    /// the driver keeps one per provider).
+    pub async fn mount_on(
+        mut client: CsiDriverProviderClient<Channel>,
+        mount: Mount,
+    ) -> Result<MountResponse, tonic::Status> {
         let timeout = mount.timeout;
         let mut request = tonic::Request::new(mount.request());
         if let Some(timeout) = timeout {

@@ -84,28 +84,14 @@ pub fn default_fetch_error(context: &str, error: &ApiError) -> FetchError {
 }
 
 fn classify_service_error(e: &ServiceError, message: String) -> FetchError {
-    let code = e.code.as_str();
-    let auth_failure = code.starts_with("Forbidden")
-        || code.starts_with("InvalidAccessKeyId")
-        || code.starts_with("InvalidSecurityToken")
-        || code.starts_with("SignatureDoesNotMatch")
-        || code.starts_with("NoPermission")
-        || code.starts_with("AccessDenied");
-    let retryable = code.contains("Throttling")
-        || code == "ServiceUnavailableTemporary"
-        || code == "ServiceUnavailable"
-        || code == "InternalFailure"
-        || code == "InternalError";
-    if retryable || e.http_status == 429 || e.http_status >= 500 {
-        FetchError::Unavailable(message)
-    } else if auth_failure || e.http_status == 401 || e.http_status == 403 {
-        FetchError::PermissionDenied(message)
-    } else if e.http_status == 404 || code.contains("NotFound") || code.contains("NotExist") {
-        FetchError::NotFound(message)
-    } else if e.http_status == 400 {
-        FetchError::InvalidRequest(message)
-    } else {
-        FetchError::Other(message)
+    use alibabacloud_api_errors::Meaning;
+    // The provider retries by the same rule before a plugin sees the error.
+    match alibabacloud_api_errors::meaning(&e.code, e.http_status) {
+        Meaning::Unavailable => FetchError::Unavailable(message),
+        Meaning::PermissionDenied => FetchError::PermissionDenied(message),
+        Meaning::NotFound => FetchError::NotFound(message),
+        Meaning::InvalidRequest => FetchError::InvalidRequest(message),
+        Meaning::Other => FetchError::Other(message),
     }
 }
 

@@ -52,6 +52,14 @@ struct Args {
     /// for the whole process).
     #[arg(long, default_value_t = 10)]
     upstream_mounts: usize,
+    /// Turn the value cache on with this TTL (e.g. 30s); default: off, so
+    /// only fetches in flight at the same time are shared.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    cache: Option<std::time::Duration>,
+    /// One connection per Mount instead of one shared connection (the
+    /// driver keeps one connection per provider and multiplexes Mounts).
+    #[arg(long)]
+    connection_per_mount: bool,
 }
 
 #[tokio::main]
@@ -79,7 +87,18 @@ async fn main() -> anyhow::Result<()> {
     } else {
         cloud.env()
     };
-    let provider = std::sync::Arc::new(TestProvider::start(cloud.config(), env).await);
+    let mut config = cloud.config();
+    if let Some(ttl) = args.cache {
+        config.cache.enabled = true;
+        config.cache.ttl = ttl;
+        config.cache.pinned_ttl = config.cache.pinned_ttl.max(ttl);
+    }
+    let provider = std::sync::Arc::new(TestProvider::start(config, env).await);
+    let shared = (!args.connection_per_mount).then(|| provider.clone());
+    let client = match &shared {
+        Some(provider) => Some(provider.client().await),
+        None => None,
+    };
     let yaml: String = (0..args.objects)
         .map(|i| format!("- objectName: team-a/load-{i}\n"))
         .collect();
@@ -107,12 +126,21 @@ async fn main() -> anyhow::Result<()> {
         .load(std::sync::atomic::Ordering::Relaxed);
 
     println!(
-        "mount-load: {} Mounts x {} objects, concurrency {}, backend latency {}, {} wave(s)",
+        "mount-load: {} Mounts x {} objects, concurrency {}, backend latency {}, {} wave(s), value cache {}, {}",
         args.mounts,
         args.objects,
         args.concurrency,
         humantime::format_duration(args.latency),
-        args.waves
+        args.waves,
+        args.cache.map_or("off".to_string(), |ttl| format!(
+            "ttl {}",
+            humantime::format_duration(ttl)
+        )),
+        if args.connection_per_mount {
+            "a connection per Mount"
+        } else {
+            "one shared connection"
+        }
     );
     let mut our_p50 = 0.0;
     let mut stats = cloud.emulator.stats();
@@ -125,9 +153,13 @@ async fn main() -> anyhow::Result<()> {
             let permit = semaphore.clone().acquire_owned().await?;
             let provider = provider.clone();
             let mount = mount(i);
+            let client = client.clone();
             tasks.push(tokio::spawn(async move {
                 let t = Instant::now();
-                let result = provider.mount(mount).await;
+                let result = match client {
+                    Some(client) => TestProvider::mount_on(client, mount).await,
+                    None => provider.mount(mount).await,
+                };
                 drop(permit);
                 (t.elapsed(), result.is_ok())
             }));

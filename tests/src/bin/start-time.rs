@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
     let cache = work.path().join("plugin-cache");
     let custom = |cache_dir: &str| {
         format!(
-            "[plugin_cache]\ndir = {cache_dir:?}\n[plugins.testing]\npath = {:?}\n[plugins.testing.capabilities]\nalibaba_cloud = true\n",
+            "[plugin_cache]\ndir = {cache_dir:?}\n[plugins.testing]\npath = {:?}\n[plugins.testing.capabilities]\nalibaba_cloud = true\npod_info = true\nhttp = [\"https://vault.internal:8200\"]\n",
             plugin.display().to_string()
         )
     };
