@@ -73,6 +73,66 @@ fn mount_load_prints_its_figures() {
         ],
     );
     assert!(out.contains("1 STS AssumeRoleWithOIDC calls"), "{out}");
+
+    // The value cache from cold: the first wave fetches each object once,
+    // the second none.
+    let out = run(
+        env!("CARGO_BIN_EXE_mount-load"),
+        &[
+            "--mounts",
+            "4",
+            "--objects",
+            "2",
+            "--latency",
+            "1ms",
+            "--warmup",
+            "0",
+            "--waves",
+            "2",
+            "--cache",
+            "1m",
+            "--connection-per-mount",
+        ],
+    );
+    assert!(
+        out.contains("value cache ttl 1m, a connection per Mount"),
+        "{out}"
+    );
+    let waves: Vec<&str> = out.split("wave ").skip(1).collect();
+    assert_eq!(waves.len(), 2, "{out}");
+    assert!(
+        waves[0].contains("backend calls: 2 GetSecretValue"),
+        "{out}"
+    );
+    assert!(
+        waves[1].contains("backend calls: 0 GetSecretValue"),
+        "{out}"
+    );
+}
+
+#[test]
+fn start_time_prints_its_figures() {
+    // The provider binary of this build (cargo builds the workspace's
+    // binaries for integration tests).
+    let provider = env!("CARGO_BIN_EXE_start-time")
+        .replace("start-time", "csi-secrets-store-provider-alibabacloud");
+    if !std::path::Path::new(&provider).is_file() {
+        // Built by `cargo build --workspace --bins` (scripts/test) first.
+        eprintln!("skipped: {provider} is not built");
+        return;
+    }
+    let out = run(
+        env!("CARGO_BIN_EXE_start-time"),
+        &["2", "--binary", &provider],
+    );
+    for case in [
+        "built-in plugins (precompiled)",
+        "+ a custom plugin, compiled",
+        "+ a custom plugin, from [plugin_cache]",
+    ] {
+        assert!(out.contains(case), "{out}");
+    }
+    assert!(out.contains(" MiB"), "{out}");
 }
 
 #[test]
