@@ -69,6 +69,7 @@ fn precompile_builtins(out_dir: &Path) {
     println!("cargo::rustc-env=PROVIDER_PLUGIN_TARGET={target}");
     println!("cargo::rerun-if-changed=src/plugin/codegen.rs");
     let engine = codegen::codegen_config(&target)
+        .map_err(|e| e.to_string())
         .and_then(|config| wasmtime::Engine::new(&config).map_err(|e| e.to_string()));
     for name in PRECOMPILED {
         let wasm = out_dir.join(format!("{name}.wasm"));

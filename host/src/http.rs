@@ -44,25 +44,52 @@ pub(crate) fn certificate_hint(error: &reqwest::Error, ca_key: &str) -> String {
 
 /// Reads a body of at most `cap` bytes, refusing a larger one early.
 pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     cap: usize,
 ) -> Result<Vec<u8>, String> {
+    read_capped_body(response, cap)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Why a body could not be read ([`read_capped_body`]).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// Longer than the cap.
+    #[error("the answer is larger than {cap} bytes")]
+    TooLarge {
+        /// The cap, in bytes.
+        cap: usize,
+    },
+    /// The connection's timeout passed while reading.
+    #[error("reading the answer timed out")]
+    TimedOut,
+    /// The connection failed while reading.
+    #[error("reading the answer: {}", transport_cause(.0))]
+    Read(#[source] reqwest::Error),
+}
+
+/// [`read_capped`], with a typed error.
+pub(crate) async fn read_capped_body(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, BodyError> {
     if response
         .content_length()
         .is_some_and(|length| length > cap as u64)
     {
-        return Err(format!("the answer is larger than {cap} bytes"));
+        return Err(BodyError::TooLarge { cap });
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| {
         if e.is_timeout() {
-            "reading the answer timed out".to_string()
+            BodyError::TimedOut
         } else {
-            format!("reading the answer: {}", transport_cause(&e))
+            BodyError::Read(e)
         }
     })? {
         if body.len() + chunk.len() > cap {
-            return Err(format!("the answer is larger than {cap} bytes"));
+            return Err(BodyError::TooLarge { cap });
         }
         body.extend_from_slice(&chunk);
     }

@@ -18,11 +18,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::fair::{FairShare, Permit};
 
 /// WebAssembly page size.
-pub const PAGE: usize = 64 << 10;
+pub(crate) const PAGE: usize = 64 << 10;
 
 /// The two classes of plugins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     /// Compiled into the binary.
     Builtin,
     /// A component file from the operator.
@@ -30,16 +30,8 @@ pub enum Class {
 }
 
 impl Class {
-    /// The config key of the class's fetch slots.
-    pub fn slots_key(self) -> &'static str {
-        match self {
-            Class::Builtin => "limits.fetch_concurrency",
-            Class::Custom => "limits.custom_fetch_concurrency",
-        }
-    }
-
     /// The config key of the class's memory budget.
-    pub fn memory_key(self) -> &'static str {
+    pub(crate) fn memory_key(self) -> &'static str {
         match self {
             Class::Builtin => "limits.plugin_memory_mib",
             Class::Custom => "limits.custom_plugin_memory_mib",
@@ -47,10 +39,9 @@ impl Class {
     }
 }
 
-/// Fetch slots and memory of one class.
+/// Fetch slots and memory of one class of plugins.
 #[derive(Debug)]
-pub struct Pool {
-    class: Class,
+pub(crate) struct Pool {
     slots: FairShare,
     memory: Arc<Semaphore>,
     memory_pages: usize,
@@ -59,29 +50,23 @@ pub struct Pool {
 impl Pool {
     /// `slots` fetch slots (at most `per_namespace` to one namespace) and
     /// `memory_mib` of linear memory.
-    pub fn new(class: Class, slots: usize, per_namespace: usize, memory_mib: u64) -> Pool {
+    pub(crate) fn new(slots: usize, per_namespace: usize, memory_mib: u64) -> Pool {
         let memory_pages = ((memory_mib as usize) << 20) / PAGE;
         Pool {
-            class,
             slots: FairShare::new(slots, per_namespace),
             memory: Arc::new(Semaphore::new(memory_pages)),
             memory_pages,
         }
     }
 
-    /// The class.
-    pub fn class(&self) -> Class {
-        self.class
-    }
-
     /// A fetch slot for `namespace`, in its turn.
-    pub async fn slot(&self, namespace: &str) -> Permit {
+    pub(crate) async fn slot(&self, namespace: &str) -> Permit {
         self.slots.acquire(namespace).await
     }
 
     /// Waits for `bytes` of memory (rounded up to pages, at most the whole
     /// budget) and returns the account that the instance's limiter draws on.
-    pub async fn reserve(&self, bytes: usize) -> Account {
+    pub(crate) async fn reserve(&self, bytes: usize) -> Account {
         let pages = bytes.div_ceil(PAGE).min(self.memory_pages) as u32;
         let permit = self
             .memory
@@ -97,7 +82,7 @@ impl Pool {
     }
 
     /// An account with nothing reserved (loading, `plugin check`).
-    pub fn unreserved(&self) -> Account {
+    pub(crate) fn unreserved(&self) -> Account {
         Account {
             budget: self.memory.clone(),
             held: None,
@@ -108,7 +93,7 @@ impl Pool {
 
 /// The memory one instance holds; returned to the budget when dropped.
 #[derive(Debug)]
-pub struct Account {
+pub(crate) struct Account {
     budget: Arc<Semaphore>,
     held: Option<OwnedSemaphorePermit>,
     used: usize,
@@ -117,7 +102,7 @@ pub struct Account {
 impl Account {
     /// Grows the instance's memory by `bytes`: from what it reserved, then
     /// from the budget if pages are free. `false`: the budget is exhausted.
-    pub fn grow(&mut self, bytes: usize) -> bool {
+    pub(crate) fn grow(&mut self, bytes: usize) -> bool {
         let held_bytes = self.held.as_ref().map_or(0, |p| p.num_permits() * PAGE);
         let needed = (self.used + bytes).saturating_sub(held_bytes);
         if needed > 0 {
@@ -135,7 +120,7 @@ impl Account {
     }
 
     /// Bytes the instance has grown to.
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         self.used
     }
 }
@@ -146,7 +131,7 @@ mod tests {
 
     #[tokio::test]
     async fn growth_draws_on_the_reservation_then_the_budget() {
-        let pool = Pool::new(Class::Custom, 4, 4, 1);
+        let pool = Pool::new(4, 4, 1);
         let mut a = pool.reserve(3 * PAGE).await;
         assert!(a.grow(2 * PAGE));
         assert!(a.grow(PAGE));
@@ -164,7 +149,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_reservation_waits_for_memory_to_be_returned() {
-        let pool = Arc::new(Pool::new(Class::Builtin, 4, 4, 1));
+        let pool = Arc::new(Pool::new(4, 4, 1));
         let first = pool.reserve(1 << 20).await;
         let waiting = {
             let pool = pool.clone();

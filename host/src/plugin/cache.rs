@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The cache directory of `setting`, created (0700) if missing, if it can be
 /// trusted; `None` (with a warning) if it cannot, or if `setting` is empty.
-pub fn trusted_dir(setting: &str) -> Option<PathBuf> {
+pub(crate) fn trusted_dir(setting: &str) -> Option<PathBuf> {
     if setting.is_empty() {
         return None;
     }
@@ -34,7 +34,7 @@ const MAX_CACHE_FILES: u64 = 1024;
 
 /// The engine's cache in `dir` (checked by [`trusted_dir`]); `None`, with a
 /// warning, if wasmtime refuses it.
-pub fn open(dir: &Path) -> Option<wasmtime::Cache> {
+pub(crate) fn open(dir: &Path) -> Option<wasmtime::Cache> {
     let mut config = wasmtime::CacheConfig::new();
     config
         .with_directory(dir)
@@ -49,9 +49,26 @@ pub fn open(dir: &Path) -> Option<wasmtime::Cache> {
     }
 }
 
-fn check(dir: &Path) -> Result<(), String> {
+/// Why a cache directory is not used.
+#[derive(Debug, thiserror::Error)]
+enum Untrusted {
+    #[error("it must be an absolute path")]
+    Relative,
+    #[error("cannot create it: {0}")]
+    Create(#[source] std::io::Error),
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("it is not a directory (a symlink is not followed)")]
+    NotADirectory,
+    #[error("it belongs to uid {owner}, not to the provider's uid {euid}")]
+    Owner { owner: u32, euid: u32 },
+    #[error("its mode {0:o} lets others write it; make it 0700 or 0755")]
+    Writable(u32),
+}
+
+fn check(dir: &Path) -> Result<(), Untrusted> {
     if !dir.is_absolute() {
-        return Err("it must be an absolute path".into());
+        return Err(Untrusted::Relative);
     }
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -59,27 +76,24 @@ fn check(dir: &Path) -> Result<(), String> {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| format!("cannot create it: {e}"))?;
+                .map_err(Untrusted::Create)?;
         }
-        Err(e) => return Err(format!("cannot read it: {e}")),
+        Err(e) => return Err(Untrusted::Read(e)),
         Ok(_) => {}
     }
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read it: {e}"))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(Untrusted::Read)?;
     if meta.file_type().is_symlink() || !meta.is_dir() {
-        return Err("it is not a directory (a symlink is not followed)".into());
+        return Err(Untrusted::NotADirectory);
     }
     let euid = rustix::process::geteuid().as_raw();
     if meta.uid() != euid {
-        return Err(format!(
-            "it belongs to uid {}, not to the provider's uid {euid}",
-            meta.uid()
-        ));
+        return Err(Untrusted::Owner {
+            owner: meta.uid(),
+            euid,
+        });
     }
     if meta.permissions().mode() & 0o022 != 0 {
-        return Err(format!(
-            "its mode {:o} lets others write it; make it 0700 or 0755",
-            meta.permissions().mode() & 0o7777
-        ));
+        return Err(Untrusted::Writable(meta.permissions().mode() & 0o7777));
     }
     Ok(())
 }
@@ -104,15 +118,30 @@ mod tests {
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
         let e = check(&open).unwrap_err();
-        assert!(e.contains("lets others write it"), "{e}");
+        assert!(matches!(e, Untrusted::Writable(0o777)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "its mode 777 lets others write it; make it 0700 or 0755"
+        );
+        assert_eq!(trusted_dir(open.to_str().unwrap()), None);
         // a symlink to a good directory: refused
         let link = root.path().join("link");
         std::os::unix::fs::symlink(&fresh, &link).unwrap();
-        assert!(check(&link).unwrap_err().contains("symlink"));
+        assert!(check(&link).unwrap_err().to_string().contains("symlink"));
         assert!(
             check(Path::new("relative"))
                 .unwrap_err()
+                .to_string()
                 .contains("absolute")
         );
+        // a file where the directory should be
+        let file = root.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(matches!(check(&file), Err(Untrusted::NotADirectory)));
+        // below a file: cannot be created
+        assert!(matches!(
+            check(&file.join("sub")),
+            Err(Untrusted::Read(_) | Untrusted::Create(_))
+        ));
     }
 }

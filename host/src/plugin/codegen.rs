@@ -9,13 +9,38 @@
 //! small and spend their time waiting on host calls; vector extensions would
 //! gain nothing.
 
+/// A target wasmtime cannot generate code for. (Written out rather than
+/// derived: build.rs includes this file and has no `thiserror`.)
+#[derive(Debug)]
+pub struct TargetError {
+    target: String,
+    source: wasmtime::Error,
+}
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot generate code for {}: {}",
+            self.target, self.source
+        )
+    }
+}
+
+impl std::error::Error for TargetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
 /// A wasmtime configuration with every setting that affects generated code.
 /// `target` is the Rust target triple the provider is built for.
-pub fn codegen_config(target: &str) -> Result<wasmtime::Config, String> {
+pub fn codegen_config(target: &str) -> Result<wasmtime::Config, TargetError> {
     let mut config = wasmtime::Config::new();
-    config
-        .target(target)
-        .map_err(|e| format!("cannot generate code for {target}: {e}"))?;
+    config.target(target).map_err(|source| TargetError {
+        target: target.to_string(),
+        source,
+    })?;
     config
         .wasm_component_model(true)
         // Deadlines: cheap instrumentation that can also yield to tokio.

@@ -10,9 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use contract::net::{
-    InternalAddress, Origin, internal_range, is_internal, origin_of, parse_origin,
-};
+use contract::net::{InternalAddress, Origin, internal_range, origin_of, parse_origin};
+
+use crate::http::BodyError;
 
 /// Methods a plugin may use.
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
@@ -23,7 +23,7 @@ const MAX_REDIRECTS: usize = 5;
 
 /// The egress policy and client of one plugin.
 #[derive(Debug, Clone)]
-pub struct Egress {
+pub(crate) struct Egress {
     client: reqwest::Client,
     policy: Arc<Policy>,
     timeout: Duration,
@@ -38,25 +38,85 @@ struct Policy {
     grant_key: String,
 }
 
+/// Why the policy refuses a URL or a resolved name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    /// The URL has no origin the policy can judge (`contract::net::origin_of`).
+    #[error("{0}")]
+    Url(String),
+    /// Not one of the allowed origins.
+    #[error(
+        "{origin} is not an allowed origin of this plugin (capabilities.http: {})",
+        listed(.allowed)
+    )]
+    Origin {
+        /// The URL's origin.
+        origin: Origin,
+        /// The allowed ones.
+        allowed: Vec<Origin>,
+    },
+    /// An internal address, and internal addresses are not allowed.
+    #[error("{0}; {1} is false")]
+    Internal(InternalAddress, String),
+    /// The name resolves to nothing.
+    #[error("{0} resolves to no address")]
+    NoAddress(String),
+    /// The name resolves to internal addresses only.
+    #[error(
+        "{host} resolves to no address the plugin may reach: {}; {grant_key} is false",
+        reasons_text(.reasons)
+    )]
+    OnlyInternal {
+        /// The name.
+        host: String,
+        /// The ranges of its addresses, each once.
+        reasons: Vec<InternalAddress>,
+        /// `plugins.<type>.capabilities.allow_internal_addresses`.
+        grant_key: String,
+    },
+}
+
+fn listed(origins: &[Origin]) -> String {
+    if origins.is_empty() {
+        "none".into()
+    } else {
+        origins
+            .iter()
+            .map(Origin::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Reasons listed at most in one refusal.
+const MAX_REASONS: usize = 4;
+
+fn reasons_text(refused: &[InternalAddress]) -> String {
+    let mut reasons: Vec<String> = refused
+        .iter()
+        .take(MAX_REASONS)
+        .map(ToString::to_string)
+        .collect();
+    if refused.len() > MAX_REASONS {
+        reasons.push(format!("and {} more", refused.len() - MAX_REASONS));
+    }
+    reasons.join("; ")
+}
+
 impl Policy {
-    fn check(&self, url: &url::Url) -> Result<(), String> {
-        let origin = origin_of(url)?;
+    fn check(&self, url: &url::Url) -> Result<(), Refused> {
+        let origin = origin_of(url).map_err(Refused::Url)?;
         if !self.origins.contains(&origin) {
-            let allowed: Vec<String> = self.origins.iter().map(Origin::to_string).collect();
-            return Err(format!(
-                "{origin} is not an allowed origin of this plugin (capabilities.http: {})",
-                if allowed.is_empty() {
-                    "none".into()
-                } else {
-                    allowed.join(", ")
-                }
-            ));
+            return Err(Refused::Origin {
+                origin,
+                allowed: self.origins.clone(),
+            });
         }
         if let Ok(ip) = origin.host.parse::<IpAddr>()
             && !self.allow_internal
             && let Some(reason) = internal_range(ip)
         {
-            return Err(format!("{reason}; {} is false", self.grant_key));
+            return Err(Refused::Internal(reason, self.grant_key.clone()));
         }
         Ok(())
     }
@@ -68,16 +128,13 @@ struct FilteringResolver {
     policy: Arc<Policy>,
 }
 
-/// Reasons listed at most in one refusal.
-const MAX_REASONS: usize = 4;
-
 impl Policy {
     /// The addresses of `host` the plugin may reach, or why there is none.
     fn filter_resolved(
         &self,
         host: &str,
         resolved: impl IntoIterator<Item = SocketAddr>,
-    ) -> Result<Vec<SocketAddr>, String> {
+    ) -> Result<Vec<SocketAddr>, Refused> {
         let mut reachable = Vec::new();
         let mut refused = Vec::new();
         for addr in resolved {
@@ -94,21 +151,13 @@ impl Policy {
             return Ok(reachable);
         }
         if refused.is_empty() {
-            return Err(format!("{host} resolves to no address"));
+            return Err(Refused::NoAddress(host.to_string()));
         }
-        let mut reasons: Vec<String> = refused
-            .iter()
-            .take(MAX_REASONS)
-            .map(ToString::to_string)
-            .collect();
-        if refused.len() > MAX_REASONS {
-            reasons.push(format!("and {} more", refused.len() - MAX_REASONS));
-        }
-        Err(format!(
-            "{host} resolves to no address the plugin may reach: {}; {} is false",
-            reasons.join("; "),
-            self.grant_key
-        ))
+        Err(Refused::OnlyInternal {
+            host: host.to_string(),
+            reasons: refused,
+            grant_key: self.grant_key.clone(),
+        })
     }
 }
 
@@ -125,21 +174,36 @@ impl reqwest::dns::Resolve for FilteringResolver {
     }
 }
 
+/// Why a route's egress cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SetupError {
+    /// An allowed origin is not one (`contract::net::parse_origin`).
+    #[error("{0}")]
+    Origin(String),
+    /// The route's `http_ca_file` cannot be used.
+    #[error("http_ca_file: {0}")]
+    CaFile(String),
+    /// reqwest refused the client's settings.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
 impl Egress {
     /// The egress of the plugin routed as `object_type`, allowed `origins`.
-    pub fn new(
+    pub(crate) fn new(
         object_type: &str,
         origins: &[String],
         allow_internal: bool,
         timeout: Duration,
         max_response_bytes: usize,
         ca_file: Option<&std::path::Path>,
-    ) -> Result<Egress, String> {
+    ) -> Result<Egress, SetupError> {
         crate::cloud::install_crypto_provider();
         let origins = origins
             .iter()
             .map(|o| parse_origin(o))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SetupError::Origin)?;
         let policy = Arc::new(Policy {
             origins,
             allow_internal,
@@ -148,9 +212,7 @@ impl Egress {
         let redirect_policy = policy.clone();
         let mut builder = reqwest::Client::builder();
         if let Some(ca_file) = ca_file {
-            for cert in
-                crate::http::read_ca_bundle(ca_file).map_err(|e| format!("http_ca_file: {e}"))?
-            {
+            for cert in crate::http::read_ca_bundle(ca_file).map_err(SetupError::CaFile)? {
                 builder = builder.add_root_certificate(cert);
             }
         }
@@ -177,7 +239,7 @@ impl Egress {
                 " (plugin)"
             ))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(SetupError::Client)?;
         Ok(Egress {
             client,
             policy,
@@ -186,13 +248,8 @@ impl Egress {
         })
     }
 
-    /// Whether any origin is allowed.
-    pub fn is_granted(&self) -> bool {
-        !self.policy.origins.is_empty()
-    }
-
     /// Sends one request for a plugin, within `deadline`.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: &str,
         url: &str,
@@ -214,7 +271,9 @@ impl Egress {
                 "credentials in the URL are not allowed".into(),
             ));
         }
-        self.policy.check(&parsed).map_err(EgressError::Denied)?;
+        self.policy
+            .check(&parsed)
+            .map_err(|refused| EgressError::Denied(refused.to_string()))?;
         let mut request = self.client.request(
             reqwest::Method::from_bytes(method.as_bytes()).expect("checked above"),
             parsed,
@@ -258,15 +317,14 @@ impl Egress {
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
                 .collect();
-            let body = crate::http::read_capped(response, self.max_response_bytes)
+            let body = crate::http::read_capped_body(response, self.max_response_bytes)
                 .await
-                .map_err(|e| {
-                    if e.contains("larger than") {
-                        EgressError::TooLarge(format!(
-                            "{e} (capabilities limit http_max_response_bytes)"
-                        ))
-                    } else {
-                        EgressError::Transport(e)
+                .map_err(|e| match e {
+                    BodyError::TooLarge { .. } => EgressError::TooLarge(format!(
+                        "{e} (capabilities limit http_max_response_bytes)"
+                    )),
+                    BodyError::TimedOut | BodyError::Read(_) => {
+                        EgressError::Transport(e.to_string())
                     }
                 })?;
             Ok(Response {
@@ -283,18 +341,18 @@ impl Egress {
 
 /// An answer.
 #[derive(Debug, Clone)]
-pub struct Response {
+pub(crate) struct Response {
     /// Status.
-    pub status: u16,
+    pub(crate) status: u16,
     /// Headers.
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// Body.
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Why a request got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EgressError {
+pub(crate) enum EgressError {
     /// Refused by the policy.
     #[error("denied: {0}")]
     Denied(String),
@@ -312,6 +370,7 @@ pub enum EgressError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contract::net::is_internal;
 
     #[test]
     fn origins_and_internal_addresses() {
@@ -372,7 +431,11 @@ mod tests {
             ],
             false,
         );
-        let check = |u: &str| policy.check(&url::Url::parse(u).unwrap());
+        let check = |u: &str| {
+            policy
+                .check(&url::Url::parse(u).unwrap())
+                .map_err(|e| e.to_string())
+        };
         assert!(check("https://vault.internal:8200/v1/secret").is_ok());
         assert!(check("https://VAULT.internal:8200/x?y").is_ok());
         for bad in [
@@ -419,6 +482,8 @@ mod tests {
                 [addr("10.0.0.1"), addr("fd00::1"), addr("10.0.0.1")],
             )
             .unwrap_err();
+        assert!(matches!(&e, Refused::OnlyInternal { reasons, .. } if reasons.len() == 2));
+        let e = e.to_string();
         assert_eq!(
             e,
             "vault.example resolves to no address the plugin may reach: 10.0.0.1 is in 10.0.0.0/8 (private, RFC 1918); fd00::1 is in fc00::/7 (unique local, RFC 4193); plugins.vault.capabilities.allow_internal_addresses is false"
@@ -428,17 +493,20 @@ mod tests {
         ];
         let e = strict
             .filter_resolved("x", many.iter().map(|ip| addr(ip)))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("10.0.0.4 is in") && !e.contains("10.0.0.5"),
             "{e}"
         );
         assert!(e.contains("and 2 more"), "{e}");
-        assert!(
-            strict
-                .filter_resolved("x", [])
-                .unwrap_err()
-                .contains("no address")
+        assert_eq!(
+            strict.filter_resolved("x", []).unwrap_err(),
+            Refused::NoAddress("x".into())
+        );
+        assert_eq!(
+            strict.filter_resolved("x", []).unwrap_err().to_string(),
+            "x resolves to no address"
         );
         // granted: everything is kept
         let granted = policy(&[], true);
@@ -448,6 +516,103 @@ mod tests {
                 .unwrap()
                 .len(),
             2
+        );
+    }
+
+    /// A server on 127.0.0.1 that answers every request with `response`.
+    async fn server(response: &'static [u8]) -> u16 {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(response).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_cap_is_too_large_not_a_transport_failure() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for response in [
+            // announced
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 64\r\nconnection: close\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"[..],
+            // found while reading
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n20\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n20\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n0\r\n\r\n"[..],
+        ] {
+            let port = server(response).await;
+            let origin = format!("http://127.0.0.1:{port}");
+            let egress = Egress::new(
+                "vault",
+                std::slice::from_ref(&origin),
+                true,
+                Duration::from_secs(10),
+                16,
+                None,
+            )
+            .unwrap();
+            let error = egress
+                .send("GET", &format!("{origin}/x"), &[], None, deadline)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                error,
+                EgressError::TooLarge(
+                    "the answer is larger than 16 bytes (capabilities limit http_max_response_bytes)"
+                        .into()
+                )
+            );
+        }
+        // within the cap
+        let port =
+            server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+        let origin = format!("http://127.0.0.1:{port}");
+        let egress = Egress::new(
+            "vault",
+            std::slice::from_ref(&origin),
+            true,
+            Duration::from_secs(10),
+            16,
+            None,
+        )
+        .unwrap();
+        let answer = egress
+            .send("GET", &format!("{origin}/x"), &[], None, deadline)
+            .await
+            .unwrap();
+        assert_eq!((answer.status, answer.body), (200, b"ok".to_vec()));
+    }
+
+    #[test]
+    fn bad_settings_are_typed() {
+        let bad = Egress::new(
+            "vault",
+            &["ftp://x".into()],
+            false,
+            Duration::from_secs(1),
+            1,
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(bad, SetupError::Origin(_)), "{bad}");
+        let ca = Egress::new(
+            "vault",
+            &["https://x".into()],
+            false,
+            Duration::from_secs(1),
+            1,
+            Some(std::path::Path::new("/nonexistent/ca.pem")),
+        )
+        .unwrap_err();
+        assert!(matches!(ca, SetupError::CaFile(_)), "{ca}");
+        assert!(
+            ca.to_string()
+                .starts_with("http_ca_file: cannot read /nonexistent/ca.pem"),
+            "{ca}"
         );
     }
 }

@@ -2,10 +2,9 @@
 //! HTTP, the pod's identity and logging — each checked against what the
 //! operator granted, and counted against the fetch's host-call budget.
 
-use super::PluginState;
 use super::bindings::alibabacloud_csi::plugin::{alibaba_cloud, http, identity, log, types};
 use super::egress::EgressError;
-use super::{LOG_LINE_MAX, LOG_LINES_PER_FETCH};
+use super::store::{LOG_LINE_MAX, LOG_LINES_PER_FETCH, PluginState};
 use crate::cloud::{ApiCall, ApiError};
 use crate::identity::tokens::token_for_audience;
 
