@@ -33,7 +33,7 @@ pub enum StartError {
     Plugin(#[from] crate::plugin::LoadError),
     /// The cloud client could not be built.
     #[error("invalid cloud configuration: {0}")]
-    Cloud(String),
+    Cloud(#[from] crate::cloud::ClientError),
     /// The --region flag is not a region id.
     #[error("--region {0:?} is not an Alibaba Cloud region id (e.g. cn-hangzhou)")]
     Region(String),
@@ -41,8 +41,8 @@ pub enum StartError {
     #[error("invalid identity settings: {0}")]
     Identity(String),
     /// The configuration does not fit the container's memory limit.
-    #[error("{0}")]
-    Memory(String),
+    #[error(transparent)]
+    Memory(#[from] crate::memory::OverLimit),
     /// The socket cannot be bound.
     #[error("cannot listen on {}: {source}{hint}", path.display())]
     Socket {

@@ -126,13 +126,27 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Why the cloud client cannot be built (start-up).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// An endpoint setting.
+    #[error(transparent)]
+    Endpoint(#[from] endpoint::SettingError),
+    /// `cloud.ca_file` cannot be read or holds no certificate.
+    #[error("cloud.ca_file: {0}")]
+    CaFile(String),
+    /// The TLS stack refused the settings.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
 impl CloudClient {
     /// Builds the client: one connection pool for every call of the process
     /// (and one per region for dedicated KMS instances, whose CA is built in).
     pub fn new(
         settings: &config::Cloud,
         env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<CloudClient, String> {
+    ) -> Result<CloudClient, ClientError> {
         CloudClient::with_resolve(settings, env, Vec::new())
     }
 
@@ -143,7 +157,7 @@ impl CloudClient {
         settings: &config::Cloud,
         env: impl IntoIterator<Item = (String, String)>,
         resolve: Vec<(String, std::net::SocketAddr)>,
-    ) -> Result<CloudClient, String> {
+    ) -> Result<CloudClient, ClientError> {
         install_crypto_provider();
         let endpoints = EndpointResolver::new(settings, env)?;
         if let Some(problem) = endpoints.problem() {
@@ -152,8 +166,7 @@ impl CloudClient {
         let extra_roots = if settings.ca_file.is_empty() {
             Vec::new()
         } else {
-            crate::http::read_ca_bundle(settings.ca_file.as_ref())
-                .map_err(|e| format!("cloud.ca_file: {e}"))?
+            crate::http::read_ca_bundle(settings.ca_file.as_ref()).map_err(ClientError::CaFile)?
         };
         let mut client = CloudClient {
             http: reqwest::Client::new(),
@@ -169,7 +182,7 @@ impl CloudClient {
             .builder()
             .tls_certs_merge(client.extra_roots.iter().cloned())
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(ClientError::Http)?;
         Ok(client)
     }
 
@@ -309,7 +322,7 @@ impl CloudClient {
         let endpoint = self
             .endpoints
             .resolve(&call.product, region, call.endpoint.as_deref())
-            .map_err(ApiError::Denied)?;
+            .map_err(|e| ApiError::Denied(e.to_string()))?;
         let what = format!("{} {}", call.product.to_ascii_uppercase(), call.action);
         let mut attempt = 0;
         loop {

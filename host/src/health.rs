@@ -145,7 +145,7 @@ fn ipv6_unavailable(error: &io::Error) -> bool {
 async fn healthz(State(probe): State<Probe>) -> (StatusCode, String) {
     match tokio::time::timeout(probe.timeout, check(&probe.socket)).await {
         Ok(Ok(())) => (StatusCode::OK, "ok".into()),
-        Ok(Err(reason)) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+        Ok(Err(reason)) => (StatusCode::SERVICE_UNAVAILABLE, reason.to_string()),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -186,19 +186,37 @@ async fn metrics(
     )
 }
 
-async fn check(socket: &std::path::Path) -> Result<(), String> {
+/// Why the socket is not healthy.
+#[derive(Debug, thiserror::Error)]
+enum Unhealthy {
+    #[error("cannot connect to {}: {source}", socket.display())]
+    Connect {
+        socket: PathBuf,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("health check failed: {}", .0.message())]
+    Check(tonic::Status),
+    #[error("the provider reports status {0}")]
+    Status(i32),
+}
+
+async fn check(socket: &std::path::Path) -> Result<(), Unhealthy> {
     let channel = crate::client::connect(socket)
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
+        .map_err(|source| Unhealthy::Connect {
+            socket: socket.to_path_buf(),
+            source,
+        })?;
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: PROVIDER_SERVICE.to_string(),
         })
         .await
-        .map_err(|e| format!("health check failed: {}", e.message()))?;
+        .map_err(Unhealthy::Check)?;
     match response.into_inner().status {
         1 => Ok(()),
-        status => Err(format!("the provider reports status {status}")),
+        status => Err(Unhealthy::Status(status)),
     }
 }
 

@@ -74,9 +74,31 @@ pub fn cgroup_limit(root: &Path) -> Option<u64> {
     value.parse::<u64>().ok().filter(|v| *v < 1 << 60)
 }
 
-/// Checks the plan against `limit`; the error lists every term and what to
-/// change.
-pub fn check(config: &Config, limit: Option<u64>) -> Result<u64, String> {
+/// A plan larger than the container's memory limit; its text lists every
+/// term and what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the configuration lets the provider hold up to {} MiB ({}), more than the container's memory limit of {} MiB: raise the container's memory limit (chart value linux.resources.limits.memory) to at least {}Mi, or lower those keys in [limits]",
+    mib(*total),
+    terms.iter().map(|(bytes, what)| format!("{} MiB for {what}", mib(*bytes))).collect::<Vec<_>>().join(", "),
+    limit >> 20,
+    mib(*total)
+)]
+pub struct OverLimit {
+    /// The plan's total, in bytes.
+    pub total: u64,
+    /// The container's limit, in bytes.
+    pub limit: u64,
+    /// Each term: bytes, and what they are for (with the config key).
+    pub terms: Vec<(u64, String)>,
+}
+
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
+}
+
+/// Checks the plan against `limit`.
+pub fn check(config: &Config, limit: Option<u64>) -> Result<u64, OverLimit> {
     let terms = plan(config);
     let total: u64 = terms.iter().map(|t| t.bytes).sum();
     let Some(limit) = limit else {
@@ -85,18 +107,11 @@ pub fn check(config: &Config, limit: Option<u64>) -> Result<u64, String> {
     if total <= limit {
         return Ok(total);
     }
-    let mib = |b: u64| b.div_ceil(1 << 20);
-    let lines: Vec<String> = terms
-        .iter()
-        .map(|t| format!("{} MiB for {}", mib(t.bytes), t.what))
-        .collect();
-    Err(format!(
-        "the configuration lets the provider hold up to {} MiB ({}), more than the container's memory limit of {} MiB: raise the container's memory limit (chart value linux.resources.limits.memory) to at least {}Mi, or lower those keys in [limits]",
-        mib(total),
-        lines.join(", "),
-        limit >> 20,
-        mib(total)
-    ))
+    Err(OverLimit {
+        total,
+        limit,
+        terms: terms.iter().map(|t| (t.bytes, t.what.clone())).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -119,7 +134,7 @@ mod tests {
     fn a_plan_over_the_limit_names_every_term() {
         let mut config = Config::default();
         config.limits.plugin_memory_mib = 512;
-        let e = check(&config, Some(256 << 20)).unwrap_err();
+        let e = check(&config, Some(256 << 20)).unwrap_err().to_string();
         assert!(
             e.starts_with("the configuration lets the provider hold up to 640 MiB"),
             "{e}"

@@ -71,9 +71,9 @@ const REGION_RETRY: Duration = Duration::from_secs(30);
 pub const UPSTREAM_DEFAULT_REGION: &str = "cn-hangzhou";
 
 impl RegionSource {
-    async fn region(&self) -> Result<String, String> {
+    async fn region(&self) -> String {
         if let Some(region) = &self.configured {
-            return Ok(region.clone());
+            return region.clone();
         }
         let mut discovered = self.discovered.lock().await;
         let found = match &*discovered {
@@ -98,7 +98,7 @@ impl RegionSource {
                 found
             }
         };
-        Ok(found.unwrap_or_else(|| UPSTREAM_DEFAULT_REGION.to_string()))
+        found.unwrap_or_else(|| UPSTREAM_DEFAULT_REGION.to_string())
     }
 }
 
@@ -318,7 +318,7 @@ impl Provider {
         self.check_routes(&spec)?;
 
         let region = match &spec.region {
-            Some(region) => Ok(region.clone()),
+            Some(region) => region.clone(),
             None => self.region.region().await,
         };
         let auth = Arc::new(MountAuth::new(
@@ -415,7 +415,7 @@ impl Provider {
     async fn fetch_all(
         &self,
         spec: &MountSpec,
-        region: Result<String, String>,
+        region: String,
         auth: Arc<MountAuth>,
         deadline: Instant,
         mount_label: Arc<str>,
@@ -443,7 +443,7 @@ impl Provider {
             .iter()
             .enumerate()
             .map(|(i, object)| {
-                let request = self.object_request(object, region.as_deref().unwrap_or_default());
+                let request = self.object_request(object, &region);
                 let session = Arc::new(
                     CloudSession::new(
                         self.cloud.clone(),
@@ -794,11 +794,11 @@ mod region_tests {
             },
         ] {
             let regions = source(None, imds);
-            assert_eq!(regions.region().await.unwrap(), "cn-hangzhou");
+            assert_eq!(regions.region().await, "cn-hangzhou");
             // The failure is remembered: the second Mount does not ask again.
             let first = regions.discovered.lock().await.clone().unwrap();
             assert_eq!(first.1, None);
-            assert_eq!(regions.region().await.unwrap(), "cn-hangzhou");
+            assert_eq!(regions.region().await, "cn-hangzhou");
             assert_eq!(regions.discovered.lock().await.clone().unwrap().0, first.0);
         }
         assert_eq!(UPSTREAM_DEFAULT_REGION, "cn-hangzhou");
@@ -813,7 +813,7 @@ mod region_tests {
                 ..ImdsSettings::default()
             },
         );
-        assert_eq!(regions.region().await.unwrap(), "ap-southeast-1");
+        assert_eq!(regions.region().await, "ap-southeast-1");
         assert!(regions.discovered.lock().await.is_none(), "no lookup");
     }
 }

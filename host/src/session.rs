@@ -17,20 +17,21 @@ pub struct CloudSession {
     client: Arc<CloudClient>,
     auth: Arc<identity::MountAuth>,
     cross_account: Option<String>,
-    region: Result<String, String>,
+    region: String,
     deadline: Instant,
     /// `OOS object "db"`, `object "db"`: the object, for messages.
     object: Option<String>,
 }
 
 impl CloudSession {
-    /// A session for one object of a Mount; `region` is the Mount's region,
-    /// or why there is none.
+    /// A session for one object of a Mount; `region` is the Mount's region
+    /// (the SecretProviderClass's, else the provider's default, which always
+    /// resolves: see `mount::RegionSource`).
     pub fn new(
         client: Arc<CloudClient>,
         auth: Arc<identity::MountAuth>,
         cross_account: Option<String>,
-        region: Result<String, String>,
+        region: String,
         deadline: Instant,
     ) -> CloudSession {
         CloudSession {
@@ -73,11 +74,7 @@ impl CloudSession {
 
     /// Makes one call with the Mount's (or the cross-account) credentials.
     pub async fn call(&self, call: &ApiCall) -> Result<ApiResponse, ApiError> {
-        let region = self.region.as_deref().map_err(|why| {
-            ApiError::Denied(format!(
-                "no region: set parameters.region in the SecretProviderClass, or start the provider with --region (or cloud.region in its config); {why}"
-            ))
-        })?;
+        let region = self.region.as_str();
         let credentials = self
             .auth
             .credentials(self.cross_account.as_deref())

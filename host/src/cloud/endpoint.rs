@@ -12,12 +12,53 @@ pub use contract::net::{
     parse_endpoint_url, parse_pattern, split_host_port, validate_pattern,
 };
 
+/// A setting that cannot make an endpoint (start-up).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SettingError {
+    /// The config key or environment variable.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Why a call has no endpoint: what the tenant (or plugin) asked for is
+/// refused, or a setting cannot make one. The texts reach pod events, so they
+/// name the request and the config key, never the operator's patterns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// The product code is malformed.
+    #[error("{0:?} is not a product code (lowercase letters, digits and '-')")]
+    NotAProduct(String),
+    /// The requested endpoint does not parse (the contract's message).
+    #[error("{0}")]
+    Malformed(String),
+    /// The requested endpoint is neither a host name nor an address.
+    #[error("endpoint {0:?} is not a host name")]
+    NotAHostName(String),
+    /// Plain HTTP to an endpoint that is not configured.
+    #[error(
+        "endpoint {0:?} uses plain HTTP, which the provider allows only for endpoints configured in [cloud.endpoints]"
+    )]
+    PlainHttp(String),
+    /// No pattern of `cloud.allowed_endpoints` matches.
+    #[error(
+        "endpoint {0:?} is not allowed by the provider's network policy (config key cloud.allowed_endpoints)"
+    )]
+    NotAllowed(String),
+    /// `ALIBABA_CLOUD_STS_REGION` is not a region id.
+    #[error(
+        "ALIBABA_CLOUD_STS_REGION={0:?} is not a region id, so no STS endpoint can be built from it; set a region id (e.g. cn-hangzhou), unset it, or set ALIBABACLOUD_STS_ENDPOINT"
+    )]
+    StsRegion(String),
+}
+
 /// Resolves the endpoint of each call.
 #[derive(Debug, Clone)]
 pub struct EndpointResolver {
     vpc: bool,
     /// The STS endpoint, or why `ALIBABA_CLOUD_STS_REGION` cannot make one.
-    sts: Result<Endpoint, String>,
+    sts: Result<Endpoint, EndpointError>,
     overrides: BTreeMap<String, Endpoint>,
     allowed: Vec<Pattern>,
 }
@@ -36,11 +77,12 @@ impl EndpointResolver {
     pub fn new(
         cloud: &crate::config::Cloud,
         env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<EndpointResolver, String> {
+    ) -> Result<EndpointResolver, SettingError> {
+        let setting = |key: String| move |message: String| SettingError { key, message };
         let mut overrides = BTreeMap::new();
         for (product, url) in &cloud.endpoints {
             let endpoint =
-                parse_endpoint_url(url).map_err(|e| format!("cloud.endpoints.{product}: {e}"))?;
+                parse_endpoint_url(url).map_err(setting(format!("cloud.endpoints.{product}")))?;
             overrides.insert(product.to_ascii_lowercase(), endpoint);
         }
         let mut sts_region = None;
@@ -64,7 +106,7 @@ impl EndpointResolver {
             if value.is_empty() {
                 continue;
             }
-            let endpoint = parse_endpoint_url(&value).map_err(|e| format!("{name}: {e}"))?;
+            let endpoint = parse_endpoint_url(&value).map_err(setting(name.clone()))?;
             overrides.insert(product.to_ascii_lowercase().replace('_', "-"), endpoint);
         }
         let allowed = cloud
@@ -72,15 +114,15 @@ impl EndpointResolver {
             .iter()
             .map(|p| parse_pattern(p))
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("cloud.allowed_endpoints: {e}"))?;
+            .map_err(setting("cloud.allowed_endpoints".into()))?;
         // STS as the official credentials tools choose it: regional (and VPC)
         // only when ALIBABA_CLOUD_STS_REGION says which region, else global.
         // A value that is not a region id fails every STS call (upstream's
         // SDK built a host name of it and failed there), not start-up.
         let sts_host = match sts_region {
-            Some(region) if !crate::config::is_valid_region(&region) => Err(format!(
-                "ALIBABA_CLOUD_STS_REGION={region:?} is not a region id, so no STS endpoint can be built from it; set a region id (e.g. cn-hangzhou), unset it, or set ALIBABACLOUD_STS_ENDPOINT"
-            )),
+            Some(region) if !crate::config::is_valid_region(&region) => {
+                Err(EndpointError::StsRegion(region))
+            }
             Some(region) if sts_vpc => Ok(format!("sts-vpc.{region}.aliyuncs.com")),
             Some(region) => Ok(format!("sts.{region}.aliyuncs.com")),
             None => Ok("sts.aliyuncs.com".to_string()),
@@ -104,11 +146,9 @@ impl EndpointResolver {
         product: &str,
         region: &str,
         requested: Option<&str>,
-    ) -> Result<Endpoint, String> {
+    ) -> Result<Endpoint, EndpointError> {
         if !is_valid_product(product) {
-            return Err(format!(
-                "{product:?} is not a product code (lowercase letters, digits and '-')"
-            ));
+            return Err(EndpointError::NotAProduct(product.to_string()));
         }
         match requested.map(str::trim).filter(|r| !r.is_empty()) {
             Some(requested) => self.check_requested(requested),
@@ -117,14 +157,14 @@ impl EndpointResolver {
     }
 
     /// A setting that makes every call of a product fail (start-up warning).
-    pub fn problem(&self) -> Option<&str> {
+    pub fn problem(&self) -> Option<&EndpointError> {
         match &self.sts {
             Err(problem) if !self.overrides.contains_key("sts") => Some(problem),
             _ => None,
         }
     }
 
-    fn default_for(&self, product: &str, region: &str) -> Result<Endpoint, String> {
+    fn default_for(&self, product: &str, region: &str) -> Result<Endpoint, EndpointError> {
         if let Some(endpoint) = self.overrides.get(product) {
             return Ok(endpoint.clone());
         }
@@ -139,13 +179,13 @@ impl EndpointResolver {
         })
     }
 
-    fn check_requested(&self, requested: &str) -> Result<Endpoint, String> {
+    fn check_requested(&self, requested: &str) -> Result<Endpoint, EndpointError> {
         let endpoint = if requested.contains("://") {
-            parse_endpoint_url(requested)?
+            parse_endpoint_url(requested).map_err(EndpointError::Malformed)?
         } else {
-            let (host, port) = split_host_port(requested)?;
+            let (host, port) = split_host_port(requested).map_err(EndpointError::Malformed)?;
             if !is_host_name(&host) && host.parse::<std::net::IpAddr>().is_err() {
-                return Err(format!("endpoint {requested:?} is not a host name"));
+                return Err(EndpointError::NotAHostName(requested.to_string()));
             }
             Endpoint {
                 scheme: Scheme::Https,
@@ -162,9 +202,7 @@ impl EndpointResolver {
             return Ok(endpoint);
         }
         if endpoint.scheme == Scheme::Http {
-            return Err(format!(
-                "endpoint {requested:?} uses plain HTTP, which the provider allows only for endpoints configured in [cloud.endpoints]"
-            ));
+            return Err(EndpointError::PlainHttp(requested.to_string()));
         }
         let port = endpoint.effective_port();
         if self
@@ -176,9 +214,7 @@ impl EndpointResolver {
         } else {
             // The patterns are not listed: this reaches the tenant's pod
             // events, and they may name the operator's internal hosts.
-            Err(format!(
-                "endpoint {requested:?} is not allowed by the provider's network policy (config key cloud.allowed_endpoints)"
-            ))
+            Err(EndpointError::NotAllowed(requested.to_string()))
         }
     }
 }
@@ -299,7 +335,7 @@ mod tests {
             "user@kms.aliyuncs.com",
         ] {
             let e = r.resolve("kms", "cn-hangzhou", Some(bad)).unwrap_err();
-            assert!(!e.is_empty(), "{bad}");
+            assert!(!e.to_string().is_empty(), "{bad}");
         }
         for refused in [
             "attacker.example.com",
@@ -307,7 +343,8 @@ mod tests {
             "kms.evil.com.cn-hangzhou.aliyuncs.com",
         ] {
             let e = r.resolve("kms", "cn-hangzhou", Some(refused)).unwrap_err();
-            assert!(e.contains("cloud.allowed_endpoints"), "{e}");
+            assert!(matches!(e, EndpointError::NotAllowed(_)), "{e}");
+            assert!(e.to_string().contains("cloud.allowed_endpoints"), "{e}");
         }
     }
 
@@ -349,7 +386,8 @@ mod tests {
             },
             std::iter::empty(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("cloud.allowed_endpoints: "), "{e}");
         assert!(e.contains("\"kms.*.aliyuncs.com\""), "{e}");
     }
@@ -383,7 +421,9 @@ mod tests {
         let problem = bad.problem().unwrap().to_string();
         assert!(problem.contains("ALIBABA_CLOUD_STS_REGION=\"x y\" is not a region id"));
         assert_eq!(
-            bad.resolve("sts", "cn-hangzhou", None).unwrap_err(),
+            bad.resolve("sts", "cn-hangzhou", None)
+                .unwrap_err()
+                .to_string(),
             problem
         );
         assert!(bad.resolve("kms", "cn-hangzhou", None).is_ok());

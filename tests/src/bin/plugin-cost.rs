@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
             client.clone(),
             auth,
             None,
-            Ok("cn-hangzhou".into()),
+            "cn-hangzhou".into(),
             deadline,
         ));
         let t = Instant::now();
