@@ -62,11 +62,6 @@ impl CloudSession {
         self.auth.identity()
     }
 
-    /// The Mount's deadline.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
     /// The provider's metrics.
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         self.client.metrics()

@@ -597,11 +597,6 @@ impl CredentialChain {
         &self.cache
     }
 
-    /// The ServiceAccount role lookup (for its counters).
-    pub fn roles(&self) -> &RoleArnLookup {
-        &self.roles
-    }
-
     /// Picks the credentials for one Mount.
     pub async fn resolve(
         &self,
