@@ -172,12 +172,14 @@ def emu(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def clean(emu):
     """Each test starts with default knobs, zeroed counters and no live issued credentials."""
+    # The wall clock first: credentials expired on an advanced clock would
+    # come back to life when it is set back.
+    emu.admin("DELETE", "clock")
     emu.admin("POST", "credentials/expire")
     emu.admin("DELETE", "credentials/lifetime")
     emu.admin("PUT", "imds", {"hardened": False, "tokens_unavailable": False})
     emu.admin("DELETE", "faults")
     emu.admin("DELETE", "stats")
-    emu.admin("DELETE", "clock")
     yield
 
 

@@ -23,7 +23,7 @@ async fn web_server() -> SocketAddr {
         .route(
             "/slow",
             // Never answers: only the plugin's time cap ends the request.
-            get(|| std::future::pending::<&'static str>()),
+            get(std::future::pending::<&'static str>),
         )
         .route(
             "/redirect-to/{port}",
