@@ -1053,6 +1053,7 @@ mod tests {
             counter.fetch_add(1, Ordering::Relaxed);
             let answer = answer.clone();
             Box::pin(async move {
+                // A GET's duration, on the paused clock: lookups overlap it.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 answer(&ns, &name)
             })
