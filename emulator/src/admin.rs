@@ -30,12 +30,19 @@
 //! | `GET /__emulator/kubernetes/stats` | | counters, as `/stats` |
 //! | `PUT /__emulator/kubernetes/serviceaccounts` | a [`crate::ServiceAccount`] | adds or replaces it |
 //! | `DELETE /__emulator/kubernetes/serviceaccounts/{ns}/{name}` | | removes it (404 if absent) |
+//! | `GET /__emulator/clock` | | `{"now":"2024-01-02T03:04:05.6Z","frozen":false}`: the emulator's clock |
+//! | `POST /__emulator/clock` | `{"advance":"3s"}` and/or `{"freeze":true}` | advances (or stops) it; answers as `GET` |
+//! | `DELETE /__emulator/clock` | | back to the wall clock |
 //!
 //! A fault with an `answer` instead of a `code` answers HTTP 200 with that
 //! body as is (malformed answers, for clients' error paths).
 //!
 //! `DELETE /__emulator/stats` zeroes the metadata-server and Kubernetes
 //! counters too. Errors are `400 {"error": "..."}`.
+//!
+//! The clock is what every expiry and timestamp check reads (credentials,
+//! metadata-server tokens, OIDC tokens, signature timestamps): advancing it
+//! stands for waiting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +103,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/kubernetes/serviceaccounts/{namespace}/{name}",
             delete(remove_service_account),
         )
+        .route("/clock", get(clock).post(change_clock).delete(reset_clock))
 }
 
 fn bad_request(error: impl std::fmt::Display) -> Response {
@@ -114,16 +122,16 @@ fn done<E: std::fmt::Display>(result: Result<(), E>) -> Response {
 }
 
 async fn stats(State(state): Shared) -> Response {
-    Json(state.stats.snapshot()).into_response()
+    Json(state.lock().stats.snapshot()).into_response()
 }
 
 async fn reset_stats(State(state): Shared) -> StatusCode {
-    state.reset_stats();
+    state.lock().reset_stats();
     StatusCode::NO_CONTENT
 }
 
 async fn list_faults(State(state): Shared) -> Response {
-    Json(state.faults.list()).into_response()
+    Json(state.lock().faults.list()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -138,15 +146,15 @@ async fn replace_faults(State(state): Shared, Json(faults): Json<OneOrMany>) -> 
         OneOrMany::Many(list) => list,
         OneOrMany::One(fault) => vec![*fault],
     };
-    done(state.faults.replace(faults))
+    done(state.lock().faults.replace(faults))
 }
 
 async fn add_fault(State(state): Shared, Json(fault): Json<Fault>) -> Response {
-    done(state.faults.add(fault))
+    done(state.lock().faults.add(fault))
 }
 
 async fn clear_faults(State(state): Shared) -> StatusCode {
-    state.faults.clear();
+    state.lock().faults.clear();
     StatusCode::NO_CONTENT
 }
 
@@ -158,23 +166,23 @@ struct LatencyBody {
 
 async fn latency(State(state): Shared) -> Response {
     Json(LatencyBody {
-        latency: state.latency(),
+        latency: state.lock().latency,
     })
     .into_response()
 }
 
 async fn set_latency(State(state): Shared, Json(body): Json<LatencyBody>) -> StatusCode {
-    state.set_latency(body.latency);
+    state.lock().latency = body.latency;
     StatusCode::NO_CONTENT
 }
 
 async fn clear_latency(State(state): Shared) -> StatusCode {
-    state.set_latency(Latency::NONE);
+    state.lock().latency = Latency::NONE;
     StatusCode::NO_CONTENT
 }
 
 async fn put_kms_secret(State(state): Shared, Json(secret): Json<KmsSecret>) -> Response {
-    done(state.put_kms_secret(secret))
+    done(state.lock().put_kms_secret(secret))
 }
 
 #[derive(Deserialize)]
@@ -189,27 +197,31 @@ async fn rotate_kms_secret(
     Path(name): Path<String>,
     Json(rotation): Json<Rotation>,
 ) -> Response {
-    done(state.rotate_kms_secret(&name, &rotation.version_id, &rotation.data))
+    done(
+        state
+            .lock()
+            .rotate_kms_secret(&name, &rotation.version_id, &rotation.data),
+    )
 }
 
 async fn put_oos_parameter(State(state): Shared, Json(parameter): Json<OosParameter>) -> Response {
-    done(state.put_oos_parameter(parameter))
+    done(state.lock().put_oos_parameter(parameter))
 }
 
 async fn put_access_key(State(state): Shared, Json(key): Json<AccessKey>) -> Response {
-    done(state.put_access_key(key))
+    done(state.lock().put_access_key(key))
 }
 
 async fn put_role(State(state): Shared, Json(role): Json<Role>) -> Response {
-    done(state.iam.put_role(role))
+    done(state.lock().iam.put_role(role))
 }
 
 async fn put_oidc_provider(State(state): Shared, Json(provider): Json<OidcProvider>) -> Response {
-    done(state.iam.put_oidc_provider(provider))
+    done(state.lock().iam.put_oidc_provider(provider))
 }
 
 async fn list_credentials(State(state): Shared) -> Response {
-    Json(state.iam.issued()).into_response()
+    Json(state.lock().iam.issued()).into_response()
 }
 
 #[derive(Default, Deserialize)]
@@ -228,9 +240,7 @@ async fn expire_credentials(State(state): Shared, body: axum::body::Bytes) -> Re
             Err(e) => return bad_request(e),
         }
     };
-    let expired = state
-        .iam
-        .expire(body.role_arn.as_deref(), time::OffsetDateTime::now_utc());
+    let expired = state.lock().expire_credentials(body.role_arn.as_deref());
     Json(json!({ "expired": expired })).into_response()
 }
 
@@ -243,7 +253,7 @@ struct LifetimeBody {
 
 async fn lifetime(State(state): Shared) -> Response {
     Json(LifetimeBody {
-        lifetime: state.iam.lifetime_override(),
+        lifetime: state.lock().iam.lifetime_override(),
     })
     .into_response()
 }
@@ -252,12 +262,12 @@ async fn set_lifetime(State(state): Shared, Json(body): Json<LifetimeBody>) -> R
     if body.lifetime.is_some_and(|d| d.as_secs() == 0) {
         return bad_request("lifetime must be at least 1s");
     }
-    state.iam.set_lifetime_override(body.lifetime);
+    state.lock().iam.set_lifetime_override(body.lifetime);
     StatusCode::NO_CONTENT.into_response()
 }
 
 async fn clear_lifetime(State(state): Shared) -> StatusCode {
-    state.iam.set_lifetime_override(None);
+    state.lock().iam.set_lifetime_override(None);
     StatusCode::NO_CONTENT
 }
 
@@ -293,18 +303,21 @@ pub(crate) struct TokenRequest {
 }
 
 async fn mint_token(State(state): Shared, Json(request): Json<TokenRequest>) -> Response {
-    let provider = match &request.provider_arn {
-        Some(arn) => state.iam.oidc_provider(arn),
-        None => {
-            let providers = state.iam.oidc_providers();
-            match &providers[..] {
-                [only] => Some(only.clone()),
-                _ => {
-                    return bad_request(
-                        "give provider_arn: there is not exactly one OIDC provider",
-                    );
-                }
-            }
+    let (provider, clock) = {
+        let state = state.lock();
+        let provider = match &request.provider_arn {
+            Some(arn) => Ok(state.iam.oidc_provider(arn)),
+            None => match &state.iam.oidc_providers()[..] {
+                [only] => Ok(Some(only.clone())),
+                _ => Err(()),
+            },
+        };
+        (provider, state.clock)
+    };
+    let provider = match provider {
+        Ok(provider) => provider,
+        Err(()) => {
+            return bad_request("give provider_arn: there is not exactly one OIDC provider");
         }
     };
     let Some(provider) = provider else {
@@ -333,15 +346,17 @@ async fn mint_token(State(state): Shared, Json(request): Json<TokenRequest>) -> 
     } else {
         None
     };
+    // Made on the wall clock, restated on the emulator's.
+    let claims = claims.shifted(clock.offset().whole_seconds());
     Json(json!({ "token": jwt::mint(&claims, key) })).into_response()
 }
 
 async fn imds_mode(State(state): Shared) -> Response {
-    Json(state.imds.mode()).into_response()
+    Json(state.lock().imds.mode()).into_response()
 }
 
 async fn set_imds_mode(State(state): Shared, Json(mode): Json<ImdsMode>) -> StatusCode {
-    state.imds.set_mode(mode);
+    state.lock().imds.set_mode(mode);
     StatusCode::NO_CONTENT
 }
 
@@ -352,46 +367,84 @@ struct ImdsRole {
 }
 
 async fn set_imds_role(State(state): Shared, Json(body): Json<ImdsRole>) -> Response {
-    if let Some(arn) = &body.role_arn
-        && state.iam.role(arn).is_none()
-    {
-        return bad_request(format!("role {arn:?} does not exist"));
-    }
-    state.imds.set_role_arn(body.role_arn);
-    StatusCode::NO_CONTENT.into_response()
+    done(state.lock().set_imds_role(body.role_arn))
 }
 
 async fn imds_stats(State(state): Shared) -> Response {
-    Json(state.imds.stats.snapshot()).into_response()
+    Json(state.lock().imds.stats.snapshot()).into_response()
 }
 
 async fn kubernetes_mode(State(state): Shared) -> Response {
-    Json(state.kubernetes.mode()).into_response()
+    Json(state.lock().kubernetes.mode()).into_response()
 }
 
 async fn set_kubernetes_mode(State(state): Shared, Json(mode): Json<KubernetesMode>) -> StatusCode {
-    state.kubernetes.set_mode(mode);
+    state.lock().kubernetes.set_mode(mode);
     StatusCode::NO_CONTENT
 }
 
 async fn kubernetes_stats(State(state): Shared) -> Response {
-    Json(state.kubernetes.stats.snapshot()).into_response()
+    Json(state.lock().kubernetes.stats.snapshot()).into_response()
 }
 
 async fn put_service_account(
     State(state): Shared,
     Json(account): Json<ServiceAccount>,
 ) -> Response {
-    done(state.kubernetes.put(account))
+    done(state.lock().kubernetes.put(account))
 }
 
 async fn remove_service_account(
     State(state): Shared,
     Path((namespace, name)): Path<(String, String)>,
 ) -> StatusCode {
-    if state.kubernetes.remove(&namespace, &name) {
+    if state.lock().kubernetes.remove(&namespace, &name) {
         StatusCode::NO_CONTENT
     } else {
         StatusCode::NOT_FOUND
     }
+}
+
+#[derive(Serialize)]
+struct ClockBody {
+    #[serde(with = "time::serde::rfc3339")]
+    now: time::OffsetDateTime,
+    frozen: bool,
+}
+
+fn clock_body(clock: &crate::clock::Clock) -> Response {
+    Json(ClockBody {
+        now: clock.now(),
+        frozen: clock.frozen(),
+    })
+    .into_response()
+}
+
+async fn clock(State(state): Shared) -> Response {
+    clock_body(&state.lock().clock)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockChange {
+    #[serde(default, with = "duration_text::option")]
+    advance: Option<Duration>,
+    #[serde(default)]
+    freeze: bool,
+}
+
+async fn change_clock(State(state): Shared, Json(change): Json<ClockChange>) -> Response {
+    let mut state = state.lock();
+    if change.freeze {
+        state.clock.freeze();
+    }
+    if let Some(by) = change.advance {
+        state.clock.advance(by);
+    }
+    clock_body(&state.clock)
+}
+
+async fn reset_clock(State(state): Shared) -> StatusCode {
+    state.lock().clock = crate::clock::Clock::default();
+    StatusCode::NO_CONTENT
 }

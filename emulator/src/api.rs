@@ -8,7 +8,6 @@ pub(crate) mod oos;
 pub(crate) mod sts;
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 
 use axum::http::StatusCode;
 use time::OffsetDateTime;
@@ -41,7 +40,7 @@ pub(crate) struct Api {
     /// The object a request is about (for fault matching), from its parameters.
     pub object: fn(&ApiRequest) -> Option<&str>,
     /// Builds the response body (without `RequestId`).
-    pub handler: fn(&Call<'_>) -> Result<serde_json::Value, ApiError>,
+    pub handler: fn(&mut Call<'_>) -> Result<serde_json::Value, ApiError>,
 }
 
 /// The cloud product an action belongs to; it decides product-specific error codes.
@@ -89,32 +88,28 @@ pub(crate) struct Store {
     pub account_id: Option<String>,
     /// Default for creation and update times the seed leaves out.
     pub started_at: OffsetDateTime,
-    pub kms: RwLock<HashMap<String, KmsSecret>>,
-    pub oos: RwLock<HashMap<String, OosParameter>>,
+    pub kms: HashMap<String, KmsSecret>,
+    pub oos: HashMap<String, OosParameter>,
 }
 
 impl Store {
-    pub fn from_seed(seed: &Seed) -> Self {
+    pub fn from_seed(seed: &Seed, now: OffsetDateTime) -> Self {
         Store {
             region: seed.region.clone(),
             account_id: seed.account_id.clone(),
-            started_at: OffsetDateTime::now_utc()
-                .replace_nanosecond(0)
-                .expect("0 is valid"),
-            kms: RwLock::new(
-                seed.kms
-                    .secrets
-                    .iter()
-                    .map(|s| (s.name.clone(), s.clone()))
-                    .collect(),
-            ),
-            oos: RwLock::new(
-                seed.oos
-                    .parameters
-                    .iter()
-                    .map(|p| (p.name.clone(), p.clone()))
-                    .collect(),
-            ),
+            started_at: now.replace_nanosecond(0).expect("0 is valid"),
+            kms: seed
+                .kms
+                .secrets
+                .iter()
+                .map(|s| (s.name.clone(), s.clone()))
+                .collect(),
+            oos: seed
+                .oos
+                .parameters
+                .iter()
+                .map(|p| (p.name.clone(), p.clone()))
+                .collect(),
         }
     }
 }
@@ -123,7 +118,7 @@ impl Store {
 pub(crate) struct Call<'a> {
     pub request: &'a ApiRequest,
     pub store: &'a Store,
-    pub iam: &'a Iam,
+    pub iam: &'a mut Iam,
     pub product: Product,
     /// `None` for anonymous actions.
     pub principal: Option<&'a Principal>,
@@ -131,13 +126,13 @@ pub(crate) struct Call<'a> {
     pub now: OffsetDateTime,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
     /// A non-empty parameter.
-    pub fn param(&self, name: &str) -> Option<&str> {
+    pub fn param(&self, name: &str) -> Option<&'a str> {
         self.request.param(name).filter(|v| !v.is_empty())
     }
 
-    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+    pub fn required(&self, name: &str) -> Result<&'a str, ApiError> {
         self.param(name)
             .ok_or_else(|| ApiError::missing_parameter(name))
     }

@@ -3,8 +3,7 @@
 //! STS security tokens and key expiry.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use alibabacloud_signature::{constant_time_eq, percent_encode, sha256_hex, v1, v3};
 use time::OffsetDateTime;
@@ -49,7 +48,7 @@ const V1_REQUIRED: [&str; 6] = [
 pub(crate) fn authenticate(
     request: &ApiRequest,
     identities: &Identities,
-    nonces: &NonceCache,
+    nonces: &mut NonceCache,
     now: OffsetDateTime,
 ) -> Result<Arc<Credential>, ApiError> {
     match request.header("authorization") {
@@ -62,7 +61,7 @@ fn verify_v3(
     request: &ApiRequest,
     authorization: &str,
     identities: &Identities,
-    nonces: &NonceCache,
+    nonces: &mut NonceCache,
     now: OffsetDateTime,
 ) -> Result<Arc<Credential>, ApiError> {
     let auth =
@@ -113,7 +112,7 @@ fn verify_v3(
     if !nonces.insert(
         &credential.access_key_id,
         header("x-acs-signature-nonce"),
-        Instant::now(),
+        now,
     ) {
         return Err(ApiError::nonce_used());
     }
@@ -148,7 +147,7 @@ pub(crate) fn raw_name_canonical_request(
 fn verify_v1(
     request: &ApiRequest,
     identities: &Identities,
-    nonces: &NonceCache,
+    nonces: &mut NonceCache,
     now: OffsetDateTime,
 ) -> Result<Arc<Credential>, ApiError> {
     let mut required = [""; V1_REQUIRED.len()];
@@ -193,7 +192,7 @@ fn verify_v1(
             method, &params,
         )));
     }
-    if !nonces.insert(&credential.access_key_id, nonce, Instant::now()) {
+    if !nonces.insert(&credential.access_key_id, nonce, now) {
         return Err(ApiError::nonce_used());
     }
     Ok(credential)
@@ -227,43 +226,39 @@ fn check_security_token(
     Ok(())
 }
 
-/// Nonces seen recently, per access key, with bounded memory.
+/// Nonces seen recently (on the emulator's clock), per access key, with
+/// bounded memory.
 pub(crate) struct NonceCache {
-    window: std::time::Duration,
+    window: time::Duration,
     capacity: usize,
-    inner: Mutex<NonceWindow>,
-}
-
-#[derive(Default)]
-struct NonceWindow {
     seen: HashSet<Arc<str>>,
-    order: VecDeque<(Instant, Arc<str>)>,
+    order: VecDeque<(OffsetDateTime, Arc<str>)>,
 }
 
 impl NonceCache {
     pub fn new(window: std::time::Duration, capacity: usize) -> Self {
         NonceCache {
-            window,
+            window: time::Duration::try_from(window).unwrap_or(time::Duration::MAX),
             capacity: capacity.max(1),
-            inner: Mutex::new(NonceWindow::default()),
+            seen: HashSet::new(),
+            order: VecDeque::new(),
         }
     }
 
     /// Records the nonce; `false` if `access_key_id` already used it within the window.
-    pub fn insert(&self, access_key_id: &str, nonce: &str, now: Instant) -> bool {
+    pub fn insert(&mut self, access_key_id: &str, nonce: &str, now: OffsetDateTime) -> bool {
         let key: Arc<str> = format!("{access_key_id}\n{nonce}").into();
-        let mut inner = self.inner.lock().expect("nonce lock");
-        while let Some((at, _)) = inner.order.front() {
-            if now.duration_since(*at) <= self.window && inner.order.len() < self.capacity {
+        while let Some((at, _)) = self.order.front() {
+            if now - *at <= self.window && self.order.len() < self.capacity {
                 break;
             }
-            let (_, old) = inner.order.pop_front().expect("front exists");
-            inner.seen.remove(&old);
+            let (_, old) = self.order.pop_front().expect("front exists");
+            self.seen.remove(&old);
         }
-        if !inner.seen.insert(key.clone()) {
+        if !self.seen.insert(key.clone()) {
             return false;
         }
-        inner.order.push_back((now, key));
+        self.order.push_back((now, key));
         true
     }
 }
@@ -275,8 +270,8 @@ mod tests {
 
     #[test]
     fn nonces_are_refused_once_and_forgotten_after_the_window() {
-        let cache = NonceCache::new(Duration::from_secs(60), 10);
-        let t0 = Instant::now();
+        let mut cache = NonceCache::new(Duration::from_secs(60), 10);
+        let t0 = OffsetDateTime::now_utc();
         assert!(cache.insert("ak", "n1", t0));
         assert!(!cache.insert("ak", "n1", t0 + Duration::from_secs(59)));
         assert!(cache.insert("other", "n1", t0), "nonces are per access key");
@@ -285,12 +280,12 @@ mod tests {
 
     #[test]
     fn nonce_memory_is_bounded() {
-        let cache = NonceCache::new(Duration::from_secs(3600), 3);
-        let now = Instant::now();
+        let mut cache = NonceCache::new(Duration::from_secs(3600), 3);
+        let now = OffsetDateTime::now_utc();
         for n in ["a", "b", "c", "d"] {
             assert!(cache.insert("ak", n, now));
         }
-        assert_eq!(cache.inner.lock().unwrap().seen.len(), 3);
+        assert_eq!(cache.seen.len(), 3);
         assert!(cache.insert("ak", "a", now), "the oldest was evicted");
         assert!(!cache.insert("ak", "d", now));
     }

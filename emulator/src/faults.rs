@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -231,14 +230,14 @@ pub struct ActiveFault {
 /// The installed faults, checked in order.
 #[derive(Default)]
 pub(crate) struct Faults {
-    active: Mutex<Vec<ActiveFault>>,
+    active: Vec<ActiveFault>,
 }
 
 impl Faults {
-    pub fn add(&self, fault: Fault) -> Result<(), FaultError> {
+    pub fn add(&mut self, fault: Fault) -> Result<(), FaultError> {
         fault.validate()?;
         let remaining = fault.times;
-        self.active.lock().expect("faults lock").push(ActiveFault {
+        self.active.push(ActiveFault {
             fault,
             remaining,
             fired: 0,
@@ -246,12 +245,11 @@ impl Faults {
         Ok(())
     }
 
-    pub fn replace(&self, faults: Vec<Fault>) -> Result<(), FaultError> {
+    pub fn replace(&mut self, faults: Vec<Fault>) -> Result<(), FaultError> {
         for fault in &faults {
             fault.validate()?;
         }
-        let mut active = self.active.lock().expect("faults lock");
-        *active = faults
+        self.active = faults
             .into_iter()
             .map(|fault| ActiveFault {
                 remaining: fault.times,
@@ -262,18 +260,17 @@ impl Faults {
         Ok(())
     }
 
-    pub fn clear(&self) {
-        self.active.lock().expect("faults lock").clear();
+    pub fn clear(&mut self) {
+        self.active.clear();
     }
 
     pub fn list(&self) -> Vec<ActiveFault> {
-        self.active.lock().expect("faults lock").clone()
+        self.active.clone()
     }
 
     /// What the first fault that matches and fires answers, if any.
-    pub fn check(&self, action: &str, object: Option<&str>) -> Option<Fired> {
-        let mut active = self.active.lock().expect("faults lock");
-        for entry in active.iter_mut() {
+    pub fn check(&mut self, action: &str, object: Option<&str>) -> Option<Fired> {
+        for entry in self.active.iter_mut() {
             if !entry.fault.matches(action, object) {
                 continue;
             }
@@ -441,7 +438,7 @@ mod tests {
 
     #[test]
     fn times_faults_fire_then_stop() {
-        let faults = Faults::default();
+        let mut faults = Faults::default();
         faults
             .add(Fault::throttling("GetSecretValue").times(2))
             .unwrap();
@@ -458,7 +455,7 @@ mod tests {
 
     #[test]
     fn object_and_probability_filters() {
-        let faults = Faults::default();
+        let mut faults = Faults::default();
         faults
             .add(
                 Fault::unavailable("*")
@@ -476,7 +473,7 @@ mod tests {
 
     #[test]
     fn invalid_faults_are_refused() {
-        let faults = Faults::default();
+        let mut faults = Faults::default();
         assert_eq!(
             faults.add(Fault::throttling("A").times(1).with_probability(0.5)),
             Err(FaultError::TimesAndProbability)
@@ -500,7 +497,7 @@ mod tests {
 
     #[test]
     fn answer_faults_answer_their_body() {
-        let faults = Faults::default();
+        let mut faults = Faults::default();
         faults
             .add(Fault::answer("GetSecretValue", "not json").for_object("db"))
             .unwrap();

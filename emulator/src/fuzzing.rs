@@ -97,7 +97,7 @@ pub fn decode_form(text: &str) -> Vec<(String, String)> {
 /// own nonce memory.
 pub struct Verifier {
     identities: Identities,
-    nonces: NonceCache,
+    nonces: std::sync::Mutex<NonceCache>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -121,7 +121,7 @@ impl Verifier {
     pub fn new(keys: &[AccessKey]) -> Self {
         Verifier {
             identities: Identities::from_access_keys(keys),
-            nonces: NonceCache::new(Duration::from_secs(1800), 1024),
+            nonces: std::sync::Mutex::new(NonceCache::new(Duration::from_secs(1800), 1024)),
         }
     }
 
@@ -132,7 +132,8 @@ impl Verifier {
             code: "FuzzClock".into(),
             message: e.to_string(),
         })?;
-        auth::authenticate(&request.0, &self.identities, &self.nonces, now)
+        let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
+        auth::authenticate(&request.0, &self.identities, &mut nonces, now)
             .map(|credential: Arc<_>| credential.access_key_id.clone())
             .map_err(|e| Refusal {
                 code: e.code,

@@ -9,8 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -103,12 +102,12 @@ impl From<&AccessKey> for Credential {
 /// The credentials the emulator accepts, by AccessKeyId.
 #[derive(Default)]
 pub(crate) struct Identities {
-    keys: RwLock<HashMap<String, Arc<Credential>>>,
+    keys: HashMap<String, Arc<Credential>>,
 }
 
 impl Identities {
     pub fn from_access_keys(keys: &[AccessKey]) -> Self {
-        let identities = Identities::default();
+        let mut identities = Identities::default();
         for key in keys {
             identities.insert(Credential::from(key));
         }
@@ -116,25 +115,19 @@ impl Identities {
     }
 
     pub fn get(&self, access_key_id: &str) -> Option<Arc<Credential>> {
-        self.keys
-            .read()
-            .expect("identities lock")
-            .get(access_key_id)
-            .cloned()
+        self.keys.get(access_key_id).cloned()
     }
 
     /// Adds or replaces a credential.
-    pub fn insert(&self, credential: Credential) {
+    pub fn insert(&mut self, credential: Credential) {
         self.keys
-            .write()
-            .expect("identities lock")
             .insert(credential.access_key_id.clone(), Arc::new(credential));
     }
 
     /// Forgets temporary credentials expired before `cutoff`, then, if more
     /// than `cap` remain, those closest to expiry.
-    fn prune(&self, cutoff: OffsetDateTime, cap: usize) {
-        let mut keys = self.keys.write().expect("identities lock");
+    fn prune(&mut self, cutoff: OffsetDateTime, cap: usize) {
+        let keys = &mut self.keys;
         keys.retain(|_, c| !c.temporary || c.expires_at.is_none_or(|at| at >= cutoff));
         let mut temporary: Vec<(OffsetDateTime, String)> = keys
             .values()
@@ -150,10 +143,13 @@ impl Identities {
     }
 
     /// Makes matching temporary credentials expire at `now`; returns how many.
-    fn expire(&self, now: OffsetDateTime, matches: impl Fn(&Credential) -> bool) -> Vec<String> {
-        let mut keys = self.keys.write().expect("identities lock");
+    fn expire(
+        &mut self,
+        now: OffsetDateTime,
+        matches: impl Fn(&Credential) -> bool,
+    ) -> Vec<String> {
         let mut expired = Vec::new();
-        for credential in keys.values_mut() {
+        for credential in self.keys.values_mut() {
             if credential.temporary
                 && credential.expires_at.is_none_or(|at| at > now)
                 && matches(credential)
@@ -248,11 +244,11 @@ pub(crate) struct IssueRequest<'a> {
 /// Roles, OIDC providers and every credential the emulator accepts.
 pub(crate) struct Iam {
     pub identities: Identities,
-    roles: RwLock<HashMap<String, Role>>,
-    providers: RwLock<HashMap<String, OidcProvider>>,
-    lifetime_override: RwLock<Option<Duration>>,
-    issued: Mutex<VecDeque<IssuedCredential>>,
-    issued_count: AtomicU64,
+    roles: HashMap<String, Role>,
+    providers: HashMap<String, OidcProvider>,
+    lifetime_override: Option<Duration>,
+    issued: VecDeque<IssuedCredential>,
+    issued_count: u64,
 }
 
 /// Roles and providers are looked up by lower-cased ARN: RAM names are
@@ -265,42 +261,29 @@ impl Iam {
     pub fn new(access_keys: &[AccessKey], roles: &[Role], providers: &[OidcProvider]) -> Self {
         Iam {
             identities: Identities::from_access_keys(access_keys),
-            roles: RwLock::new(roles.iter().map(|r| (key(&r.arn), r.clone())).collect()),
-            providers: RwLock::new(providers.iter().map(|p| (key(&p.arn), p.clone())).collect()),
-            lifetime_override: RwLock::new(None),
-            issued: Mutex::new(VecDeque::new()),
-            issued_count: AtomicU64::new(0),
+            roles: roles.iter().map(|r| (key(&r.arn), r.clone())).collect(),
+            providers: providers.iter().map(|p| (key(&p.arn), p.clone())).collect(),
+            lifetime_override: None,
+            issued: VecDeque::new(),
+            issued_count: 0,
         }
     }
 
     pub fn role(&self, arn: &str) -> Option<Role> {
-        self.roles
-            .read()
-            .expect("roles lock")
-            .get(&key(arn))
-            .cloned()
+        self.roles.get(&key(arn)).cloned()
     }
 
     pub fn oidc_provider(&self, arn: &str) -> Option<OidcProvider> {
-        self.providers
-            .read()
-            .expect("providers lock")
-            .get(&key(arn))
-            .cloned()
+        self.providers.get(&key(arn)).cloned()
     }
 
     /// The OIDC providers, in no particular order.
     pub fn oidc_providers(&self) -> Vec<OidcProvider> {
-        self.providers
-            .read()
-            .expect("providers lock")
-            .values()
-            .cloned()
-            .collect()
+        self.providers.values().cloned().collect()
     }
 
     /// Adds or replaces a role; the OIDC providers it trusts must exist.
-    pub fn put_role(&self, role: Role) -> Result<(), SeedError> {
+    pub fn put_role(&mut self, role: Role) -> Result<(), SeedError> {
         role.validate()?;
         for trust in &role.oidc_trust {
             if self.oidc_provider(&trust.provider_arn).is_none() {
@@ -310,20 +293,14 @@ impl Iam {
                 )));
             }
         }
-        self.roles
-            .write()
-            .expect("roles lock")
-            .insert(key(&role.arn), role);
+        self.roles.insert(key(&role.arn), role);
         Ok(())
     }
 
     /// Adds or replaces an OIDC provider.
-    pub fn put_oidc_provider(&self, provider: OidcProvider) -> Result<(), SeedError> {
+    pub fn put_oidc_provider(&mut self, provider: OidcProvider) -> Result<(), SeedError> {
         provider.validate()?;
-        self.providers
-            .write()
-            .expect("providers lock")
-            .insert(key(&provider.arn), provider);
+        self.providers.insert(key(&provider.arn), provider);
         Ok(())
     }
 
@@ -338,12 +315,12 @@ impl Iam {
     }
 
     /// Overrides the lifetime of every credential issued from now on.
-    pub fn set_lifetime_override(&self, lifetime: Option<Duration>) {
-        *self.lifetime_override.write().expect("lifetime lock") = lifetime;
+    pub fn set_lifetime_override(&mut self, lifetime: Option<Duration>) {
+        self.lifetime_override = lifetime;
     }
 
     pub fn lifetime_override(&self) -> Option<Duration> {
-        *self.lifetime_override.read().expect("lifetime lock")
+        self.lifetime_override
     }
 
     /// How long a credential for `role` asked to last `requested` will last:
@@ -358,7 +335,7 @@ impl Iam {
     }
 
     /// Issues and registers a temporary credential acting as `request.role`.
-    pub fn issue(&self, request: IssueRequest<'_>, now: OffsetDateTime) -> IssuedCredential {
+    pub fn issue(&mut self, request: IssueRequest<'_>, now: OffsetDateTime) -> IssuedCredential {
         let issued_at = now.replace_nanosecond(0).expect("0 is valid");
         let lifetime = self.lifetime_for(request.role, request.requested);
         let expires_at = issued_at + lifetime;
@@ -392,14 +369,12 @@ impl Iam {
                 },
             }),
         });
-        {
-            let mut log = self.issued.lock().expect("issued lock");
-            if log.len() == ISSUED_LOG_CAPACITY {
-                log.pop_front();
-            }
-            log.push_back(issued.clone());
+        if self.issued.len() == ISSUED_LOG_CAPACITY {
+            self.issued.pop_front();
         }
-        if self.issued_count.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
+        self.issued.push_back(issued.clone());
+        self.issued_count += 1;
+        if self.issued_count.is_multiple_of(1024) {
             self.identities
                 .prune(now - EXPIRED_RETENTION, MAX_TEMPORARY);
         }
@@ -411,17 +386,12 @@ impl Iam {
 
     /// The credentials issued so far (the most recent 10,000), oldest first.
     pub fn issued(&self) -> Vec<IssuedCredential> {
-        self.issued
-            .lock()
-            .expect("issued lock")
-            .iter()
-            .cloned()
-            .collect()
+        self.issued.iter().cloned().collect()
     }
 
     /// Makes every live temporary credential (of `role_arn`, if given)
     /// expire now; returns how many were affected.
-    pub fn expire(&self, role_arn: Option<&str>, now: OffsetDateTime) -> usize {
+    pub fn expire(&mut self, role_arn: Option<&str>, now: OffsetDateTime) -> usize {
         let wanted = role_arn.map(key);
         let expired = self
             .identities
@@ -429,8 +399,7 @@ impl Iam {
                 PrincipalKind::Role { arn, .. } => wanted.as_deref().is_none_or(|w| key(arn) == w),
                 PrincipalKind::AccessKey { .. } => false,
             });
-        let mut log = self.issued.lock().expect("issued lock");
-        for entry in log.iter_mut() {
+        for entry in self.issued.iter_mut() {
             if expired.contains(&entry.access_key_id) {
                 entry.expires_at = now;
             }
@@ -552,7 +521,7 @@ mod tests {
         assert!(!Permissions::allowing(Vec::new()).allows("kms:secret/x"));
     }
 
-    fn issue(iam: &Iam, arn: &str, requested: u64, now: OffsetDateTime) -> IssuedCredential {
+    fn issue(iam: &mut Iam, arn: &str, requested: u64, now: OffsetDateTime) -> IssuedCredential {
         let role = iam.role(arn).unwrap();
         iam.issue(
             IssueRequest {
@@ -570,10 +539,10 @@ mod tests {
 
     #[test]
     fn issued_credentials_act_as_the_role_with_its_current_permissions() {
-        let iam = iam();
+        let mut iam = iam();
         let now = OffsetDateTime::now_utc();
         // Looked up case-insensitively, as RAM role names are.
-        let issued = issue(&iam, "acs:ram::1:role/reader", 900, now);
+        let issued = issue(&mut iam, "acs:ram::1:role/reader", 900, now);
         assert!(issued.access_key_id.starts_with("STS."));
         assert!(issued.security_token.starts_with("CAIS"));
         assert_eq!(
@@ -598,7 +567,7 @@ mod tests {
 
     #[test]
     fn lifetimes_come_from_the_override_then_the_role_then_the_request() {
-        let iam = iam();
+        let mut iam = iam();
         let role = iam.role("acs:ram::1:role/Reader").unwrap();
         assert_eq!(
             iam.lifetime_for(&role, Duration::from_secs(1800)).as_secs(),
@@ -627,11 +596,11 @@ mod tests {
 
     #[test]
     fn credentials_can_be_expired_now_per_role() {
-        let iam = iam();
+        let mut iam = iam();
         iam.put_role(Role::new("acs:ram::1:role/other")).unwrap();
         let now = OffsetDateTime::now_utc();
-        let a = issue(&iam, "acs:ram::1:role/Reader", 3600, now);
-        let b = issue(&iam, "acs:ram::1:role/other", 3600, now);
+        let a = issue(&mut iam, "acs:ram::1:role/Reader", 3600, now);
+        let b = issue(&mut iam, "acs:ram::1:role/other", 3600, now);
         assert_eq!(iam.expire(Some("acs:ram::1:role/READER"), now), 1);
         assert_eq!(
             iam.identities.get(&a.access_key_id).unwrap().expires_at,
@@ -648,16 +617,16 @@ mod tests {
 
     #[test]
     fn expired_and_excess_temporaries_are_pruned() {
-        let iam = iam();
+        let mut iam = iam();
         let now = OffsetDateTime::now_utc();
         let old = issue(
-            &iam,
+            &mut iam,
             "acs:ram::1:role/Reader",
             900,
             now - time::Duration::hours(2),
         );
         let fresh: Vec<_> = (0..3)
-            .map(|i| issue(&iam, "acs:ram::1:role/Reader", 900 + i, now))
+            .map(|i| issue(&mut iam, "acs:ram::1:role/Reader", 900 + i, now))
             .collect();
         iam.identities.prune(now - EXPIRED_RETENTION, 2);
         assert!(iam.identities.get(&old.access_key_id).is_none());

@@ -16,8 +16,8 @@
 //! replaced, as the real server rotates them ahead of expiry.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use alibabacloud_signature::constant_time_eq;
 use axum::Router;
@@ -33,7 +33,7 @@ use time::OffsetDateTime;
 use crate::api::format_time;
 use crate::iam::{CredentialSource, IssueRequest, IssuedCredential};
 use crate::seed::{ImdsSeed, Seed};
-use crate::server::AppState;
+use crate::server::{AppState, State as EmulatorState};
 use crate::stats::ImdsStatsRecorder;
 
 /// Lifetime of the instance role's credentials (the real server's are
@@ -77,12 +77,12 @@ pub(crate) struct Imds {
     instance_id: String,
     zone_id: String,
     account_id: Option<String>,
-    role_arn: RwLock<Option<String>>,
-    mode: RwLock<ImdsMode>,
-    /// Token → when it expires.
-    tokens: Mutex<HashMap<String, Instant>>,
+    role_arn: Option<String>,
+    mode: ImdsMode,
+    /// Token → when it expires (on the emulator's clock).
+    tokens: HashMap<String, OffsetDateTime>,
     /// The credentials currently handed out, per lower-cased role ARN.
-    current: Mutex<HashMap<String, IssuedCredential>>,
+    current: HashMap<String, IssuedCredential>,
     pub stats: ImdsStatsRecorder,
 }
 
@@ -101,47 +101,43 @@ impl Imds {
                 .clone()
                 .unwrap_or_else(|| "i-emulator000000000001".to_string()),
             account_id: seed.account_id.clone(),
-            role_arn: RwLock::new(imds.role_arn.clone()),
-            mode: RwLock::new(ImdsMode::from_seed(imds)),
-            tokens: Mutex::new(HashMap::new()),
-            current: Mutex::new(HashMap::new()),
+            role_arn: imds.role_arn.clone(),
+            mode: ImdsMode::from_seed(imds),
+            tokens: HashMap::new(),
+            current: HashMap::new(),
             stats: ImdsStatsRecorder::default(),
         }
     }
 
     pub fn mode(&self) -> ImdsMode {
-        *self.mode.read().expect("imds mode lock")
+        self.mode
     }
 
-    pub fn set_mode(&self, mode: ImdsMode) {
-        *self.mode.write().expect("imds mode lock") = mode;
+    pub fn set_mode(&mut self, mode: ImdsMode) {
+        self.mode = mode;
     }
 
     pub fn role_arn(&self) -> Option<String> {
-        self.role_arn.read().expect("imds role lock").clone()
+        self.role_arn.clone()
     }
 
-    pub fn set_role_arn(&self, arn: Option<String>) {
-        *self.role_arn.write().expect("imds role lock") = arn;
+    pub fn set_role_arn(&mut self, arn: Option<String>) {
+        self.role_arn = arn;
     }
 
-    fn new_token(&self, ttl: Duration) -> String {
+    fn new_token(&mut self, ttl: Duration, now: OffsetDateTime) -> String {
         let bytes: [u8; 32] = rand::rng().random();
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let now = Instant::now();
-        let mut tokens = self.tokens.lock().expect("imds tokens lock");
-        if tokens.len() >= TOKEN_SWEEP_THRESHOLD {
-            tokens.retain(|_, expires| *expires > now);
+        if self.tokens.len() >= TOKEN_SWEEP_THRESHOLD {
+            self.tokens.retain(|_, expires| *expires > now);
         }
-        tokens.insert(token.clone(), now + ttl);
+        self.tokens.insert(token.clone(), now + ttl);
         token
     }
 
-    fn token_valid(&self, token: &str) -> bool {
-        let now = Instant::now();
-        let tokens = self.tokens.lock().expect("imds tokens lock");
+    fn token_valid(&self, token: &str, now: OffsetDateTime) -> bool {
         // Constant-time per comparison; the set is small in tests.
-        tokens
+        self.tokens
             .iter()
             .any(|(t, expires)| *expires > now && constant_time_eq(t, token))
     }
@@ -197,18 +193,21 @@ async fn serve(
     let path = uri.path();
     let kind = kind_of(path);
     let has_token = headers.contains_key("x-aliyun-ecs-metadata-token");
+    let mut state = state.lock();
+    let now = state.clock.now();
     let response = if kind == "token" {
-        put_token(&state.imds, &method, &headers)
+        put_token(&mut state.imds, &method, &headers, now)
     } else if method != Method::GET && method != Method::HEAD {
         status_text(StatusCode::METHOD_NOT_ALLOWED)
     } else {
-        get(&state, path, kind, &headers)
+        get(&mut state, path, kind, &headers, now)
     };
     let status = response.status();
     state
         .imds
         .stats
         .record(kind, status, kind != "token" && !has_token);
+    drop(state);
     tracing::debug!(
         kind,
         status = status.as_u16(),
@@ -218,7 +217,12 @@ async fn serve(
     response
 }
 
-fn put_token(imds: &Imds, method: &Method, headers: &HeaderMap) -> Response {
+fn put_token(
+    imds: &mut Imds,
+    method: &Method,
+    headers: &HeaderMap,
+    now: OffsetDateTime,
+) -> Response {
     if imds.mode().tokens_unavailable {
         return status_text(StatusCode::NOT_FOUND);
     }
@@ -234,18 +238,29 @@ fn put_token(imds: &Imds, method: &Method, headers: &HeaderMap) -> Response {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|ttl| (1..=MAX_TOKEN_TTL).contains(ttl));
     match ttl {
-        Some(ttl) => text(StatusCode::OK, imds.new_token(Duration::from_secs(ttl))),
+        Some(ttl) => text(
+            StatusCode::OK,
+            imds.new_token(Duration::from_secs(ttl), now),
+        ),
         None => status_text(StatusCode::BAD_REQUEST),
     }
 }
 
-fn get(state: &AppState, path: &str, kind: &str, headers: &HeaderMap) -> Response {
+fn get(
+    state: &mut EmulatorState,
+    path: &str,
+    kind: &str,
+    headers: &HeaderMap,
+    now: OffsetDateTime,
+) -> Response {
     let imds = &state.imds;
     match headers
         .get("x-aliyun-ecs-metadata-token")
         .map(|v| v.to_str().unwrap_or(""))
     {
-        Some(token) if !imds.token_valid(token) => return status_text(StatusCode::UNAUTHORIZED),
+        Some(token) if !imds.token_valid(token, now) => {
+            return status_text(StatusCode::UNAUTHORIZED);
+        }
         Some(_) => {}
         None if imds.mode().hardened => return status_text(StatusCode::FORBIDDEN),
         None => {}
@@ -270,7 +285,7 @@ fn get(state: &AppState, path: &str, kind: &str, headers: &HeaderMap) -> Respons
         "credentials" => {
             let asked = path.rsplit('/').next().unwrap_or("");
             match (role_arn, role_name) {
-                (Some(arn), Some(name)) if name == asked => credentials(state, &arn),
+                (Some(arn), Some(name)) if name == asked => credentials(state, &arn, now),
                 _ => status_text(StatusCode::NOT_FOUND),
             }
         }
@@ -278,18 +293,17 @@ fn get(state: &AppState, path: &str, kind: &str, headers: &HeaderMap) -> Respons
     }
 }
 
-fn credentials(state: &AppState, role_arn: &str) -> Response {
+fn credentials(state: &mut EmulatorState, role_arn: &str, now: OffsetDateTime) -> Response {
     let Some(role) = state.iam.role(role_arn) else {
         return status_text(StatusCode::NOT_FOUND);
     };
-    let now = OffsetDateTime::now_utc();
-    let mut current = state.imds.current.lock().expect("imds credentials lock");
+    let EmulatorState { iam, imds, .. } = state;
+    let current = &mut imds.current;
     let key = role_arn.to_ascii_lowercase();
     // Reuse while the credential is registered, not expired on purpose, and
     // has more than half of its lifetime left.
     let reusable = current.get(&key).filter(|issued| {
-        let live_until = state
-            .iam
+        let live_until = iam
             .identities
             .get(&issued.access_key_id)
             .and_then(|c| c.expires_at);
@@ -299,10 +313,10 @@ fn credentials(state: &AppState, role_arn: &str) -> Response {
     let issued = match reusable {
         Some(issued) => issued.clone(),
         None => {
-            let issued = state.iam.issue(
+            let issued = iam.issue(
                 IssueRequest {
                     role: &role,
-                    session_name: state.imds.instance_id.clone(),
+                    session_name: imds.instance_id.clone(),
                     requested: IMDS_CREDENTIAL_LIFETIME,
                     source: CredentialSource::Imds,
                     caller: None,
@@ -354,13 +368,15 @@ mod tests {
 
     #[test]
     fn tokens_expire_and_are_checked_exactly() {
-        let imds = Imds::from_seed(&Seed::default());
-        let token = imds.new_token(Duration::from_secs(60));
-        assert!(imds.token_valid(&token));
-        assert!(!imds.token_valid(&format!("{token}x")));
-        assert!(!imds.token_valid(""));
-        let short = imds.new_token(Duration::ZERO);
-        assert!(!imds.token_valid(&short));
+        let mut imds = Imds::from_seed(&Seed::default());
+        let now = OffsetDateTime::now_utc();
+        let token = imds.new_token(Duration::from_secs(60), now);
+        assert!(imds.token_valid(&token, now));
+        assert!(!imds.token_valid(&format!("{token}x"), now));
+        assert!(!imds.token_valid("", now));
+        assert!(!imds.token_valid(&token, now + Duration::from_secs(60)));
+        let short = imds.new_token(Duration::ZERO, now);
+        assert!(!imds.token_valid(&short, now));
     }
 
     #[test]

@@ -146,6 +146,15 @@ impl Claims {
         self
     }
 
+    /// Moves `exp`, `iat` and `nbf` by `seconds`: claims made on the wall
+    /// clock, restated on a clock that many seconds ahead.
+    pub(crate) fn shifted(mut self, seconds: i64) -> Self {
+        self.exp = self.exp.saturating_add(seconds);
+        self.iat = self.iat.map(|t| t.saturating_add(seconds));
+        self.nbf = self.nbf.map(|t| t.saturating_add(seconds));
+        self
+    }
+
     /// Expires `ttl` from now.
     pub fn expiring_in(mut self, ttl: Duration) -> Self {
         self.exp = unix_now() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);

@@ -12,8 +12,7 @@
 //! `ServiceUnavailable`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use alibabacloud_signature::{constant_time_eq, sha256_hex};
 use axum::Router;
@@ -50,23 +49,21 @@ struct Stored {
 /// The Kubernetes API's state.
 pub(crate) struct Kubernetes {
     bearer_token: Option<String>,
-    accounts: RwLock<BTreeMap<(String, String), Stored>>,
-    versions: AtomicU64,
+    accounts: BTreeMap<(String, String), Stored>,
+    versions: u64,
     created: OffsetDateTime,
-    mode: RwLock<KubernetesMode>,
+    mode: KubernetesMode,
     pub stats: StatsRecorder,
 }
 
 impl Kubernetes {
-    pub fn from_seed(seed: &Seed) -> Self {
-        let kubernetes = Kubernetes {
+    pub fn from_seed(seed: &Seed, now: OffsetDateTime) -> Self {
+        let mut kubernetes = Kubernetes {
             bearer_token: seed.kubernetes.bearer_token.clone(),
-            accounts: RwLock::new(BTreeMap::new()),
-            versions: AtomicU64::new(0),
-            created: OffsetDateTime::now_utc()
-                .replace_nanosecond(0)
-                .expect("0 is valid"),
-            mode: RwLock::new(KubernetesMode::default()),
+            accounts: BTreeMap::new(),
+            versions: 0,
+            created: now.replace_nanosecond(0).expect("0 is valid"),
+            mode: KubernetesMode::default(),
             stats: StatsRecorder::default(),
         };
         for account in &seed.service_accounts {
@@ -75,42 +72,38 @@ impl Kubernetes {
         kubernetes
     }
 
-    fn insert(&self, account: ServiceAccount) {
-        let resource_version = self.versions.fetch_add(1, Ordering::Relaxed) + 1;
-        self.accounts
-            .write()
-            .expect("service accounts lock")
-            .insert(
-                (account.namespace.clone(), account.name.clone()),
-                Stored {
-                    account,
-                    resource_version,
-                },
-            );
+    fn insert(&mut self, account: ServiceAccount) {
+        self.versions += 1;
+        let resource_version = self.versions;
+        self.accounts.insert(
+            (account.namespace.clone(), account.name.clone()),
+            Stored {
+                account,
+                resource_version,
+            },
+        );
     }
 
     /// Adds or replaces a service account.
-    pub fn put(&self, account: ServiceAccount) -> Result<(), SeedError> {
+    pub fn put(&mut self, account: ServiceAccount) -> Result<(), SeedError> {
         account.validate()?;
         self.insert(account);
         Ok(())
     }
 
     /// Removes a service account; `false` if there was none.
-    pub fn remove(&self, namespace: &str, name: &str) -> bool {
+    pub fn remove(&mut self, namespace: &str, name: &str) -> bool {
         self.accounts
-            .write()
-            .expect("service accounts lock")
             .remove(&(namespace.to_string(), name.to_string()))
             .is_some()
     }
 
     pub fn mode(&self) -> KubernetesMode {
-        *self.mode.read().expect("kubernetes mode lock")
+        self.mode
     }
 
-    pub fn set_mode(&self, mode: KubernetesMode) {
-        *self.mode.write().expect("kubernetes mode lock") = mode;
+    pub fn set_mode(&mut self, mode: KubernetesMode) {
+        self.mode = mode;
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -187,15 +180,16 @@ async fn serve(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let kubernetes = &state.kubernetes;
     let target = service_account_path(uri.path()).filter(|_| method == Method::GET);
     let resource = if target.is_some() {
         "serviceaccounts"
     } else {
         "other"
     };
-    let (response, outcome) = answer(kubernetes, target, &headers);
-    kubernetes.stats.record(resource, outcome);
+    let mut state = state.lock();
+    let (response, outcome) = answer(&state.kubernetes, target, &headers);
+    state.kubernetes.stats.record(resource, outcome);
+    drop(state);
     tracing::debug!(
         resource,
         status = response.status().as_u16(),
@@ -248,8 +242,10 @@ fn answer(
         );
         return (response, "Forbidden");
     }
-    let accounts = kubernetes.accounts.read().expect("service accounts lock");
-    match accounts.get(&(namespace.to_string(), name.to_string())) {
+    match kubernetes
+        .accounts
+        .get(&(namespace.to_string(), name.to_string()))
+    {
         Some(stored) => (
             json_response(StatusCode::OK, &kubernetes.service_account_json(stored)),
             SUCCESS,
@@ -294,11 +290,13 @@ mod tests {
             h.insert(header::AUTHORIZATION, value.parse().unwrap());
             h
         };
-        let open = Kubernetes::from_seed(&Seed::default());
+        let now = OffsetDateTime::now_utc();
+        let open = Kubernetes::from_seed(&Seed::default(), now);
         assert!(open.authorized(&headers("Bearer anything")));
         assert!(!open.authorized(&headers("Bearer ")));
         assert!(!open.authorized(&HeaderMap::new()));
-        let locked = Kubernetes::from_seed(&Seed::default().with_kubernetes_token("k8s-token"));
+        let locked =
+            Kubernetes::from_seed(&Seed::default().with_kubernetes_token("k8s-token"), now);
         assert!(locked.authorized(&headers("Bearer k8s-token")));
         assert!(!locked.authorized(&headers("Bearer other")));
         assert!(!locked.authorized(&headers("Basic k8s-token")));
@@ -306,12 +304,12 @@ mod tests {
 
     #[test]
     fn accounts_get_new_resource_versions_when_replaced() {
-        let kubernetes = Kubernetes::from_seed(
+        let mut kubernetes = Kubernetes::from_seed(
             &Seed::default().with_service_account(ServiceAccount::new("ns", "sa")),
+            OffsetDateTime::now_utc(),
         );
-        let version = |k: &Kubernetes| {
-            k.accounts.read().unwrap()[&("ns".to_string(), "sa".to_string())].resource_version
-        };
+        let version =
+            |k: &Kubernetes| k.accounts[&("ns".to_string(), "sa".to_string())].resource_version;
         let first = version(&kubernetes);
         kubernetes
             .put(ServiceAccount::new("ns", "sa").with_role_arn("acs:ram::1:role/r"))

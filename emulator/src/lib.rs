@@ -38,11 +38,15 @@ mod admin;
 #[cfg(feature = "server")]
 mod api;
 mod auth;
+#[cfg(feature = "server")]
+mod clock;
 mod error;
 #[cfg(feature = "server")]
 mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "server")]
+mod holds;
 mod iam;
 #[cfg(feature = "server")]
 mod imds;
@@ -72,6 +76,8 @@ use tokio::task::JoinHandle;
 
 #[cfg(feature = "server")]
 pub use faults::{ActiveFault, Fault, FaultError, Latency, LatencyParseError};
+#[cfg(feature = "server")]
+pub use holds::Hold;
 pub use iam::{CredentialSource, IssuedCredential};
 #[cfg(feature = "server")]
 pub use imds::{IMDS_CREDENTIAL_LIFETIME, ImdsMode};
@@ -267,40 +273,61 @@ impl Emulator {
     }
 
     /// The region the emulator serves.
-    pub fn region(&self) -> &str {
-        &self.state.store.region
+    pub fn region(&self) -> String {
+        self.state.lock().store.region.clone()
+    }
+
+    /// The emulator's clock, which every expiry and timestamp check reads:
+    /// advance it instead of waiting.
+    pub fn clock(&self) -> EmulatorClock<'_> {
+        EmulatorClock { state: &self.state }
     }
 
     /// API counters (KMS, OOS, STS: see [`Stats::sts_calls`]) since start
     /// or the last [`reset_stats`](Self::reset_stats).
     pub fn stats(&self) -> Stats {
-        self.state.stats.snapshot()
+        self.state.lock().stats.snapshot()
     }
 
     /// Metadata-server counters per path kind.
     pub fn imds_stats(&self) -> ImdsStats {
-        self.state.imds.stats.snapshot()
+        self.state.lock().imds.stats.snapshot()
     }
 
     /// Kubernetes API counters: `serviceaccounts` (and `other`) by outcome
     /// (`Success`, `NotFound`, `Unauthorized`, `Forbidden`, `ServiceUnavailable`).
     pub fn kubernetes_stats(&self) -> Stats {
-        self.state.kubernetes.stats.snapshot()
+        self.state.lock().kubernetes.stats.snapshot()
     }
 
     /// Zeroes all counters (API, metadata server, Kubernetes).
     pub fn reset_stats(&self) {
-        self.state.reset_stats();
+        self.state.lock().reset_stats();
     }
 
     /// Delay added to every API request from now on.
     pub fn set_latency(&self, latency: Latency) {
-        self.state.set_latency(latency);
+        self.state.lock().latency = latency;
     }
 
     /// The current latency setting.
     pub fn latency(&self) -> Latency {
-        self.state.latency()
+        self.state.lock().latency
+    }
+
+    /// Holds every API request for `action` (`*`: any) at the emulator,
+    /// after its latency and before it is authenticated and answered, until
+    /// the returned [`Hold`] is released or dropped; [`Hold::arrivals`]
+    /// waits for requests to arrive. For tests that need a request in
+    /// flight.
+    pub fn hold(&self, action: &str) -> Hold {
+        Hold::new(self.state.clone(), action, None)
+    }
+
+    /// Like [`hold`](Self::hold), only for requests about `object` (KMS
+    /// `SecretName`, OOS `Name`, STS `RoleArn`).
+    pub fn hold_object(&self, action: &str, object: &str) -> Hold {
+        Hold::new(self.state.clone(), action, Some(object))
     }
 
     /// Installs a fault after the existing ones.
@@ -316,22 +343,22 @@ impl Emulator {
 
     /// Installs a fault after the existing ones.
     pub fn try_inject_fault(&self, fault: Fault) -> Result<(), FaultError> {
-        self.state.faults.add(fault)
+        self.state.lock().faults.add(fault)
     }
 
     /// The installed faults with their remaining and fired counts.
     pub fn faults(&self) -> Vec<ActiveFault> {
-        self.state.faults.list()
+        self.state.lock().faults.list()
     }
 
     /// Removes all faults.
     pub fn clear_faults(&self) {
-        self.state.faults.clear();
+        self.state.lock().faults.clear();
     }
 
     /// Adds or replaces a KMS secret.
     pub fn put_kms_secret(&self, secret: KmsSecret) -> Result<(), SeedError> {
-        self.state.put_kms_secret(secret)
+        self.state.lock().put_kms_secret(secret)
     }
 
     /// Adds a version to a KMS secret as `PutSecretValue` does: it becomes
@@ -342,101 +369,95 @@ impl Emulator {
         version_id: &str,
         data: &str,
     ) -> Result<(), SeedError> {
-        self.state.rotate_kms_secret(name, version_id, data)
+        self.state.lock().rotate_kms_secret(name, version_id, data)
     }
 
     /// Adds or replaces an OOS parameter.
     pub fn put_oos_parameter(&self, parameter: OosParameter) -> Result<(), SeedError> {
-        self.state.put_oos_parameter(parameter)
+        self.state.lock().put_oos_parameter(parameter)
     }
 
     /// Adds or replaces an access key.
     pub fn put_access_key(&self, key: AccessKey) -> Result<(), SeedError> {
-        self.state.put_access_key(key)
+        self.state.lock().put_access_key(key)
     }
 
     /// Adds or replaces a RAM role; credentials already issued for it get
     /// its new permissions at once. The OIDC providers it trusts must exist.
     pub fn put_role(&self, role: Role) -> Result<(), SeedError> {
-        self.state.iam.put_role(role)
+        self.state.lock().iam.put_role(role)
     }
 
     /// Adds or replaces an OIDC identity provider.
     pub fn put_oidc_provider(&self, provider: OidcProvider) -> Result<(), SeedError> {
-        self.state.iam.put_oidc_provider(provider)
+        self.state.lock().iam.put_oidc_provider(provider)
     }
 
     /// Makes every credential issued from now on (by STS or the metadata
     /// server) last `lifetime` (whole seconds, at least 1), whatever was
     /// asked; `None` restores `DurationSeconds` and the roles' own knobs.
     pub fn set_credential_lifetime(&self, lifetime: Option<Duration>) {
-        self.state.iam.set_lifetime_override(lifetime);
+        self.state.lock().iam.set_lifetime_override(lifetime);
     }
 
     /// The lifetime override, if any.
     pub fn credential_lifetime(&self) -> Option<Duration> {
-        self.state.iam.lifetime_override()
+        self.state.lock().iam.lifetime_override()
     }
 
     /// Makes every live issued credential expire now (requests signed with
     /// them get `InvalidSecurityToken.Expired`; the metadata server hands
     /// out new ones); returns how many.
     pub fn expire_credentials(&self) -> usize {
-        self.state.iam.expire(None, OffsetDateTime::now_utc())
+        self.state.lock().expire_credentials(None)
     }
 
     /// Like [`expire_credentials`](Self::expire_credentials), for one role.
     pub fn expire_role_credentials(&self, role_arn: &str) -> usize {
-        self.state
-            .iam
-            .expire(Some(role_arn), OffsetDateTime::now_utc())
+        self.state.lock().expire_credentials(Some(role_arn))
     }
 
     /// The credentials STS and the metadata server issued (the latest
     /// 10,000), oldest first, secrets included.
     pub fn issued_credentials(&self) -> Vec<IssuedCredential> {
-        self.state.iam.issued()
+        self.state.lock().iam.issued()
     }
 
     /// Changes how the metadata server behaves (hardened, token endpoint).
     pub fn set_imds_mode(&self, mode: ImdsMode) {
-        self.state.imds.set_mode(mode);
+        self.state.lock().imds.set_mode(mode);
     }
 
     /// The metadata server's current mode.
     pub fn imds_mode(&self) -> ImdsMode {
-        self.state.imds.mode()
+        self.state.lock().imds.mode()
     }
 
     /// Attaches a role (one of the emulator's) to the instance, or detaches it.
     pub fn set_imds_role(&self, role_arn: Option<&str>) -> Result<(), SeedError> {
-        if let Some(arn) = role_arn
-            && self.state.iam.role(arn).is_none()
-        {
-            return Err(SeedError::Invalid(format!("role {arn:?} does not exist")));
-        }
-        self.state.imds.set_role_arn(role_arn.map(str::to_string));
-        Ok(())
+        self.state
+            .lock()
+            .set_imds_role(role_arn.map(str::to_string))
     }
 
     /// Adds or replaces a Kubernetes ServiceAccount.
     pub fn put_service_account(&self, account: ServiceAccount) -> Result<(), SeedError> {
-        self.state.kubernetes.put(account)
+        self.state.lock().kubernetes.put(account)
     }
 
     /// Removes a Kubernetes ServiceAccount; `false` if there was none.
     pub fn remove_service_account(&self, namespace: &str, name: &str) -> bool {
-        self.state.kubernetes.remove(namespace, name)
+        self.state.lock().kubernetes.remove(namespace, name)
     }
 
     /// Changes how the Kubernetes API behaves (forbidden, unavailable).
     pub fn set_kubernetes_mode(&self, mode: KubernetesMode) {
-        self.state.kubernetes.set_mode(mode);
+        self.state.lock().kubernetes.set_mode(mode);
     }
 
     /// The Kubernetes API's current mode.
     pub fn kubernetes_mode(&self) -> KubernetesMode {
-        self.state.kubernetes.mode()
+        self.state.lock().kubernetes.mode()
     }
 
     /// An OIDC token for `namespace/name` as the kubelet would project it
@@ -449,18 +470,24 @@ impl Emulator {
         name: &str,
         ttl: Duration,
     ) -> Result<String, SeedError> {
-        let provider = self.state.iam.oidc_provider(provider_arn).ok_or_else(|| {
+        let (provider, clock) = {
+            let state = self.state.lock();
+            (state.iam.oidc_provider(provider_arn), state.clock)
+        };
+        let provider = provider.ok_or_else(|| {
             SeedError::Invalid(format!("OIDC provider {provider_arn:?} does not exist"))
         })?;
         let claims = jwt::Claims::service_account(&provider.issuer, namespace, name)
             .with_audiences(provider.audiences.iter().take(1).cloned())
-            .expiring_in(ttl);
+            .expiring_in(ttl)
+            .shifted(clock.offset().whole_seconds());
         Ok(jwt::mint(&claims, provider.hmac_key.as_deref()))
     }
 
     /// Stops accepting, lets open requests finish (up to a few seconds) and
     /// waits for the server tasks.
     pub async fn shutdown(mut self) {
+        self.state.lock().holds.release_all();
         let _ = self.stop.send(true);
         for mut server in std::mem::take(&mut self.servers) {
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
@@ -475,6 +502,49 @@ impl Emulator {
 #[cfg(feature = "server")]
 impl Drop for Emulator {
     fn drop(&mut self) {
+        self.state.lock().holds.release_all();
         let _ = self.stop.send(true);
+    }
+}
+
+#[cfg(feature = "server")]
+/// The emulator's clock: the wall clock plus an offset, or frozen. Every
+/// expiry and timestamp the emulator checks (issued credentials, signature
+/// timestamps and nonces, OIDC token times, metadata-server tokens) is read
+/// from it. From [`Emulator::clock`].
+#[derive(Clone, Copy)]
+pub struct EmulatorClock<'a> {
+    state: &'a server::AppState,
+}
+
+#[cfg(feature = "server")]
+impl std::fmt::Debug for EmulatorClock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorClock")
+            .field("now", &self.now())
+            .finish()
+    }
+}
+
+#[cfg(feature = "server")]
+impl EmulatorClock<'_> {
+    /// The emulator's time now.
+    pub fn now(&self) -> OffsetDateTime {
+        self.state.lock().clock.now()
+    }
+
+    /// Moves the clock forward by `by`, as if that much time had passed.
+    pub fn advance(&self, by: Duration) {
+        self.state.lock().clock.advance(by);
+    }
+
+    /// Stops the clock: from now on it moves only when advanced.
+    pub fn freeze(&self) {
+        self.state.lock().clock.freeze();
+    }
+
+    /// Back to the wall clock.
+    pub fn reset(&self) {
+        self.state.lock().clock = clock::Clock::default();
     }
 }

@@ -1,23 +1,24 @@
 //! The HTTP front: routes, the per-request pipeline and response rendering.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use alibabacloud_signature::percent_encode;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::State as Shared;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use crate::admin;
 use crate::api::{self, Api, Call, Product, Store};
 use crate::auth::{self, NONCE_CAPACITY, NONCE_WINDOW, NonceCache};
+use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::faults::{Faults, Fired, Latency};
+use crate::holds::Holds;
 use crate::iam::{Credential, Iam};
 use crate::imds::Imds;
 use crate::kubernetes::Kubernetes;
@@ -25,55 +26,68 @@ use crate::request::ApiRequest;
 use crate::seed::{AccessKey, KmsSecret, OosParameter, Seed, SeedError};
 use crate::stats::{NO_ACTION, SUCCESS, StatsRecorder};
 
-/// Everything a running emulator holds.
+/// A running emulator's state, behind one lock.
 pub(crate) struct AppState {
+    state: Mutex<State>,
+}
+
+/// Everything a running emulator holds that can change. Handlers lock it
+/// once per request and never across an await.
+pub(crate) struct State {
+    pub clock: Clock,
     pub store: Store,
     pub iam: Iam,
     pub imds: Imds,
     pub kubernetes: Kubernetes,
     pub nonces: NonceCache,
     pub faults: Faults,
-    pub latency: RwLock<Latency>,
+    pub latency: Latency,
+    pub holds: Holds,
     pub stats: StatsRecorder,
 }
 
 impl AppState {
     pub fn new(seed: &Seed) -> Self {
+        let clock = Clock::default();
+        let now = clock.now();
         AppState {
-            store: Store::from_seed(seed),
-            iam: Iam::new(&seed.access_keys, &seed.roles, &seed.oidc_providers),
-            imds: Imds::from_seed(seed),
-            kubernetes: Kubernetes::from_seed(seed),
-            nonces: NonceCache::new(NONCE_WINDOW, NONCE_CAPACITY),
-            faults: Faults::default(),
-            latency: RwLock::new(Latency::NONE),
-            stats: StatsRecorder::default(),
+            state: Mutex::new(State {
+                clock,
+                store: Store::from_seed(seed, now),
+                iam: Iam::new(&seed.access_keys, &seed.roles, &seed.oidc_providers),
+                imds: Imds::from_seed(seed),
+                kubernetes: Kubernetes::from_seed(seed, now),
+                nonces: NonceCache::new(NONCE_WINDOW, NONCE_CAPACITY),
+                faults: Faults::default(),
+                latency: Latency::NONE,
+                holds: Holds::default(),
+                stats: StatsRecorder::default(),
+            }),
         }
     }
 
-    pub fn latency(&self) -> Latency {
-        *self.latency.read().expect("latency lock")
+    /// The state; a panic while it was held does not make it unusable.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    pub fn set_latency(&self, latency: Latency) {
-        *self.latency.write().expect("latency lock") = latency;
-    }
-
-    pub fn put_kms_secret(&self, secret: KmsSecret) -> Result<(), SeedError> {
+impl State {
+    pub fn put_kms_secret(&mut self, secret: KmsSecret) -> Result<(), SeedError> {
         secret.validate()?;
-        let mut secrets = self.store.kms.write().expect("kms lock");
-        secrets.insert(secret.name.clone(), secret);
+        self.store.kms.insert(secret.name.clone(), secret);
         Ok(())
     }
 
     pub fn rotate_kms_secret(
-        &self,
+        &mut self,
         name: &str,
         version_id: &str,
         data: &str,
     ) -> Result<(), SeedError> {
-        let mut secrets = self.store.kms.write().expect("kms lock");
-        let secret = secrets
+        let secret = self
+            .store
+            .kms
             .get_mut(name)
             .ok_or_else(|| SeedError::Invalid(format!("KMS secret {name:?} does not exist")))?;
         let mut rotated = secret.clone();
@@ -83,21 +97,37 @@ impl AppState {
         Ok(())
     }
 
-    pub fn put_oos_parameter(&self, parameter: OosParameter) -> Result<(), SeedError> {
+    pub fn put_oos_parameter(&mut self, parameter: OosParameter) -> Result<(), SeedError> {
         parameter.validate()?;
-        let mut parameters = self.store.oos.write().expect("oos lock");
-        parameters.insert(parameter.name.clone(), parameter);
+        self.store.oos.insert(parameter.name.clone(), parameter);
         Ok(())
     }
 
-    pub fn put_access_key(&self, key: AccessKey) -> Result<(), SeedError> {
+    pub fn put_access_key(&mut self, key: AccessKey) -> Result<(), SeedError> {
         key.validate()?;
         self.iam.identities.insert(Credential::from(&key));
         Ok(())
     }
 
+    /// Attaches a role (one of the emulator's) to the instance, or detaches it.
+    pub fn set_imds_role(&mut self, role_arn: Option<String>) -> Result<(), SeedError> {
+        if let Some(arn) = &role_arn
+            && self.iam.role(arn).is_none()
+        {
+            return Err(SeedError::Invalid(format!("role {arn:?} does not exist")));
+        }
+        self.imds.set_role_arn(role_arn);
+        Ok(())
+    }
+
+    /// Makes live issued credentials (of `role_arn`, if given) expire now.
+    pub fn expire_credentials(&mut self, role_arn: Option<&str>) -> usize {
+        let now = self.clock.now();
+        self.iam.expire(role_arn, now)
+    }
+
     /// Zeroes the API, metadata-server and Kubernetes counters.
-    pub fn reset_stats(&self) {
+    pub fn reset_stats(&mut self) {
         self.stats.reset();
         self.imds.stats.reset();
         self.kubernetes.stats.reset();
@@ -113,7 +143,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn serve_api(
-    State(state): State<Arc<AppState>>,
+    Shared(state): Shared<Arc<AppState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -123,19 +153,34 @@ async fn serve_api(
     let request_id = new_request_id();
     let request = ApiRequest::new(method, &uri, headers, body);
     // Sampled, then slept without holding anything, so that concurrent
-    // requests overlap their delays.
-    let delay = state.latency().sample();
+    // requests overlap their delays. (Emulated backend latency, for
+    // benchmarks and the scripts: tests that need a request in flight hold
+    // it instead.)
+    let delay = state.lock().latency.sample();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
 
     let api = request.action().and_then(api::find);
-    let result = process(&state, &request, api);
+    let held = api.and_then(|api| {
+        state
+            .lock()
+            .holds
+            .arrive(api.action, (api.object)(&request))
+    });
+    if let Some(mut hold) = held {
+        let _ = hold.wait_for(|status| status.released).await;
+    }
     let action = request.action().unwrap_or(NO_ACTION);
-    let outcome = result
-        .as_ref()
-        .map_or_else(|e| e.code.as_str(), |_| SUCCESS);
-    state.stats.record(action, outcome);
+    let result = {
+        let mut state = state.lock();
+        let result = process(&mut state, &request, api);
+        let outcome = result
+            .as_ref()
+            .map_or_else(|e| e.code.as_str(), |_| SUCCESS);
+        state.stats.record(action, outcome);
+        result
+    };
 
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
@@ -169,7 +214,7 @@ enum Reply {
 
 /// Routing, authentication, faults and the handler, in the real gateway's order.
 fn process(
-    state: &AppState,
+    state: &mut State,
     request: &ApiRequest,
     api: Option<&'static Api>,
 ) -> Result<Reply, ApiError> {
@@ -183,14 +228,14 @@ fn process(
     if version != api.version {
         return Err(ApiError::invalid_version());
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let credential = if api.anonymous {
         None
     } else {
         Some(auth::authenticate(
             request,
             &state.iam.identities,
-            &state.nonces,
+            &mut state.nonces,
             now,
         )?)
     };
@@ -199,15 +244,15 @@ fn process(
         Some(Fired::Answer(body)) => return Ok(Reply::Raw(body)),
         None => {}
     }
-    let call = Call {
+    let mut call = Call {
         request,
         store: &state.store,
-        iam: &state.iam,
+        iam: &mut state.iam,
         product: api.product,
         principal: credential.as_deref().map(|c| &*c.principal),
         now,
     };
-    (api.handler)(&call).map(Reply::Json)
+    (api.handler)(&mut call).map(Reply::Json)
 }
 
 async fn unknown_path(headers: HeaderMap) -> Response {

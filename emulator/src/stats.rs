@@ -2,7 +2,6 @@
 //! requests per path kind, Kubernetes API requests per resource.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -110,17 +109,17 @@ impl ImdsStats {
 
 #[derive(Default)]
 pub(crate) struct ImdsStatsRecorder {
-    stats: Mutex<ImdsStats>,
+    stats: ImdsStats,
 }
 
 impl ImdsStatsRecorder {
-    pub fn record(&self, kind: &str, status: axum::http::StatusCode, without_token: bool) {
+    pub fn record(&mut self, kind: &str, status: axum::http::StatusCode, without_token: bool) {
         let outcome = if status.is_success() {
             SUCCESS.to_string()
         } else {
             status.as_u16().to_string()
         };
-        let mut stats = self.stats.lock().expect("imds stats lock");
+        let stats = &mut self.stats;
         stats.total += 1;
         let entry = stats.paths.entry(kind.to_string()).or_default();
         entry.total += 1;
@@ -131,22 +130,22 @@ impl ImdsStatsRecorder {
     }
 
     pub fn snapshot(&self) -> ImdsStats {
-        self.stats.lock().expect("imds stats lock").clone()
+        self.stats.clone()
     }
 
-    pub fn reset(&self) {
-        *self.stats.lock().expect("imds stats lock") = ImdsStats::default();
+    pub fn reset(&mut self) {
+        self.stats = ImdsStats::default();
     }
 }
 
 #[derive(Default)]
 pub(crate) struct StatsRecorder {
-    stats: Mutex<Stats>,
+    stats: Stats,
 }
 
 impl StatsRecorder {
-    pub fn record(&self, action: &str, outcome: &str) {
-        let mut stats = self.stats.lock().expect("stats lock");
+    pub fn record(&mut self, action: &str, outcome: &str) {
+        let stats = &mut self.stats;
         stats.total += 1;
         // Look up before inserting so that the hot path allocates nothing.
         if !stats.actions.contains_key(action) {
@@ -165,11 +164,11 @@ impl StatsRecorder {
     }
 
     pub fn snapshot(&self) -> Stats {
-        self.stats.lock().expect("stats lock").clone()
+        self.stats.clone()
     }
 
-    pub fn reset(&self) {
-        *self.stats.lock().expect("stats lock") = Stats::default();
+    pub fn reset(&mut self) {
+        self.stats = Stats::default();
     }
 }
 
@@ -179,7 +178,7 @@ mod tests {
 
     #[test]
     fn counts_per_action_and_outcome() {
-        let recorder = StatsRecorder::default();
+        let mut recorder = StatsRecorder::default();
         recorder.record("GetSecretValue", SUCCESS);
         recorder.record("GetSecretValue", SUCCESS);
         recorder.record("GetSecretValue", "Forbidden.ResourceNotFound");
@@ -199,7 +198,7 @@ mod tests {
 
     #[test]
     fn sts_calls_add_up_both_actions_and_all_outcomes() {
-        let recorder = StatsRecorder::default();
+        let mut recorder = StatsRecorder::default();
         recorder.record("AssumeRole", SUCCESS);
         recorder.record("AssumeRoleWithOIDC", SUCCESS);
         recorder.record("AssumeRoleWithOIDC", "AuthenticationFail.OIDCToken.Expired");
@@ -210,7 +209,7 @@ mod tests {
     #[test]
     fn imds_counts_per_kind_outcome_and_token_use() {
         use axum::http::StatusCode;
-        let recorder = ImdsStatsRecorder::default();
+        let mut recorder = ImdsStatsRecorder::default();
         recorder.record("token", StatusCode::OK, false);
         recorder.record("credentials", StatusCode::OK, false);
         recorder.record("credentials", StatusCode::OK, true);

@@ -652,6 +652,8 @@ async fn probability_faults_match_objects_and_can_be_cleared() {
 #[tokio::test]
 async fn latency_delays_each_request() {
     let emu = start().await;
+    // Not a wait: the latency is the behaviour measured (a lower bound the
+    // sleep guarantees, so no timing can fail it).
     emu.set_latency(Latency::fixed(Duration::from_millis(150)));
     let started = Instant::now();
     Req::kms("test")
@@ -667,6 +669,8 @@ async fn latency_delays_each_request() {
 async fn concurrent_requests_overlap_their_latency() {
     const REQUESTS: usize = 1000;
     let emu = start().await;
+    // Not a wait: the latency is the behaviour measured (overlapping, 1000
+    // requests finish far below the 300 s they would take in series).
     emu.set_latency(Latency::fixed(Duration::from_millis(300)));
     let host = emu.endpoint();
     let started = Instant::now();
@@ -896,15 +900,39 @@ async fn dropping_the_emulator_stops_it() {
     let emu = start().await;
     let addr = emu.addr();
     drop(emu);
-    let mut refused = false;
-    for _ in 0..50 {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            refused = true;
-            break;
+    // The servers stop on their own tasks: wait until the listener is gone
+    // (the timeout only turns a listener that stays open into a failure).
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::task::yield_now().await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
+    .is_ok();
     assert!(refused, "the listener is still open");
+}
+
+#[tokio::test]
+async fn held_requests_wait_at_the_emulator_until_released() {
+    let emu = start().await;
+    let hold = emu.hold_object("GetSecretValue", "test");
+    let (host, addr) = (emu.endpoint(), emu.addr());
+    let held = tokio::spawn(async move { Req::kms("test").v3(&host).send(addr).await.status });
+    hold.arrivals(1).await;
+    assert_eq!(hold.arrived(), 1);
+    // Other requests go through meanwhile.
+    Req::oos("db/password").v1().send(addr).await.assert_ok();
+    assert_eq!(emu.stats().requests("GetSecretValue"), 0, "still held");
+    assert!(!held.is_finished());
+    hold.release();
+    assert_eq!(held.await.unwrap(), 200);
+    assert_eq!(emu.stats().successes("GetSecretValue"), 1);
+    // Released: later requests are not held.
+    Req::kms("test")
+        .v3(&emu.endpoint())
+        .send(addr)
+        .await
+        .assert_ok();
 }
 
 // === The binary ===

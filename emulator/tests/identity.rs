@@ -142,8 +142,9 @@ async fn pod_creds(emu: &Emulator, role: &str, namespace: &str) -> Creds {
     Creds::from_sts(&reply)
 }
 
-fn near(at: OffsetDateTime, seconds: i64) -> bool {
-    let want = OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+/// Whether `at` is about `seconds` after now on the emulator's clock.
+fn near(emu: &Emulator, at: OffsetDateTime, seconds: i64) -> bool {
+    let want = emu.clock().now() + time::Duration::seconds(seconds);
     (at - want).abs() <= time::Duration::seconds(3)
 }
 
@@ -160,7 +161,7 @@ async fn assume_role_v3_issues_credentials_that_read_what_the_role_may() {
     let creds = Creds::from_sts(&reply);
     assert!(creds.id.starts_with("STS."), "{}", creds.id);
     assert!(creds.token.len() > 100);
-    assert!(near(creds.expiration, 3600), "{:?}", creds.expiration);
+    assert!(near(&emu, creds.expiration, 3600), "{:?}", creds.expiration);
     assert!(
         body["Credentials"]["Expiration"]
             .as_str()
@@ -239,7 +240,7 @@ async fn assume_role_v1_get_and_post_with_duration_and_policy() {
         .v1()
         .send(emu.addr())
         .await;
-    assert!(near(Creds::from_sts(&get).expiration, 900));
+    assert!(near(&emu, Creds::from_sts(&get).expiration, 900));
     let policy =
         r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#;
     let post = Req::new("AssumeRole", "2015-04-01")
@@ -454,7 +455,7 @@ async fn oidc_pod_roles_read_only_their_own_secrets() {
     .await;
     let body = reply.assert_ok();
     let a = Creds::from_sts(&reply);
-    assert!(near(a.expiration, 1800));
+    assert!(near(&emu, a.expiration, 1800));
     let info = &body["OIDCTokenInfo"];
     assert_eq!(info["Subject"], "system:serviceaccount:team-a:app");
     assert_eq!(info["Issuer"], ISSUER);
@@ -817,6 +818,52 @@ async fn the_admin_endpoint_mints_tokens() {
 // === Expiry and the lifetime knobs ===
 
 #[tokio::test]
+async fn the_clock_is_advanced_frozen_and_reset_over_admin() {
+    let emu = start().await;
+    let clock_at = |reply: &Reply| {
+        OffsetDateTime::parse(reply.json["now"].as_str().unwrap(), &Rfc3339).unwrap()
+    };
+    let reply = admin(
+        emu.addr(),
+        "POST",
+        "/__emulator/clock",
+        // Within the 15 minutes of signature-timestamp skew the API allows.
+        Some(json!({"advance": "10m", "freeze": true})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["frozen"], true);
+    let ahead = clock_at(&reply) - OffsetDateTime::now_utc();
+    assert!((ahead - time::Duration::minutes(10)).abs() < time::Duration::seconds(3));
+    let frozen = admin(emu.addr(), "GET", "/__emulator/clock", None).await;
+    assert_eq!(clock_at(&frozen), clock_at(&reply), "frozen");
+    // Credentials are issued on the emulator's clock.
+    let creds = Creds::from_sts(
+        &assume_role(PROVIDER_ROLE, "ahead")
+            .param("DurationSeconds", "900")
+            .v3(&emu.endpoint())
+            .send(emu.addr())
+            .await,
+    );
+    let issued_at = clock_at(&reply).replace_nanosecond(0).unwrap();
+    assert_eq!(creds.expiration, issued_at + time::Duration::seconds(900));
+    assert!(near(&emu, creds.expiration, 900));
+    let bad = admin(
+        emu.addr(),
+        "POST",
+        "/__emulator/clock",
+        Some(json!({"advance": "soon"})),
+    )
+    .await;
+    assert!(bad.status >= 400);
+    let reset = admin(emu.addr(), "DELETE", "/__emulator/clock", None).await;
+    assert_eq!(reset.status, 204);
+    let now = admin(emu.addr(), "GET", "/__emulator/clock", None).await;
+    assert_eq!(now.json["frozen"], false);
+    assert!((clock_at(&now) - OffsetDateTime::now_utc()).abs() < time::Duration::seconds(3));
+}
+
+#[tokio::test]
 async fn short_lifetimes_expire_and_expired_credentials_are_refused() {
     let emu = start().await;
     emu.set_credential_lifetime(Some(Duration::from_secs(2)));
@@ -827,14 +874,14 @@ async fn short_lifetimes_expire_and_expired_credentials_are_refused() {
         .send(emu.addr())
         .await;
     let creds = Creds::from_sts(&reply);
-    assert!(near(creds.expiration, 2), "{:?}", creds.expiration);
+    assert!(near(&emu, creds.expiration, 2), "{:?}", creds.expiration);
     creds
         .sign(Req::kms("test"))
         .v3(&emu.endpoint())
         .send(emu.addr())
         .await
         .assert_ok();
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    emu.clock().advance(Duration::from_millis(3100));
     creds
         .sign(Req::kms("test"))
         .v3(&emu.endpoint())
@@ -857,7 +904,7 @@ async fn short_lifetimes_expire_and_expired_credentials_are_refused() {
             .send(emu.addr())
             .await,
     );
-    assert!(near(fresh.expiration, 1000));
+    assert!(near(&emu, fresh.expiration, 1000));
 }
 
 #[tokio::test]
@@ -871,9 +918,9 @@ async fn a_role_credential_lifetime_and_expire_now() {
         .with_credential_lifetime(Duration::from_secs(30));
     emu.put_role(role).unwrap();
     let a = pod_creds(&emu, TEAM_A, "team-a").await;
-    assert!(near(a.expiration, 30));
+    assert!(near(&emu, a.expiration, 30));
     let b = pod_creds(&emu, TEAM_B, "team-b").await;
-    assert!(near(b.expiration, 3600));
+    assert!(near(&emu, b.expiration, 3600));
 
     assert_eq!(emu.expire_role_credentials(TEAM_A), 1);
     let read = |c: &Creds, name: &str| c.sign(Req::kms(name)).v3(&emu.endpoint());
@@ -905,7 +952,7 @@ async fn admin_endpoints_set_the_lifetime_and_count_sts() {
     let reply = admin(emu.addr(), "GET", "/__emulator/credentials/lifetime", None).await;
     assert_eq!(reply.json, json!({"lifetime": "7s"}));
     let creds = pod_creds(&emu, TEAM_A, "team-a").await;
-    assert!(near(creds.expiration, 7));
+    assert!(near(&emu, creds.expiration, 7));
     assert_eq!(lifetime(Some(json!({"lifetime": "0s"}))).await.status, 400);
     assert_eq!(
         lifetime(Some(json!({"lifetime": "soon"}))).await.status,
@@ -1038,9 +1085,9 @@ async fn imds_v2_serves_metadata_and_node_role_credentials() {
     let body: serde_json::Value = serde_json::from_str(&reply.text).unwrap();
     assert_eq!(body["Code"], "Success");
     let creds = Creds::from_json(&body);
-    assert!(near(creds.expiration, 6 * 3600));
+    assert!(near(&emu, creds.expiration, 6 * 3600));
     let updated = OffsetDateTime::parse(body["LastUpdated"].as_str().unwrap(), &Rfc3339).unwrap();
-    assert!(near(updated, 0));
+    assert!(near(&emu, updated, 0));
     // Reused on the next request.
     let again = get("/latest/meta-data/ram/security-credentials/ack-worker-node").await;
     let again: serde_json::Value = serde_json::from_str(&again.text).unwrap();
@@ -1111,7 +1158,7 @@ async fn imds_token_requests_are_validated() {
     );
     let short = imds_token(&emu, "1").await.text;
     assert_eq!(imds_get(&emu, ROLE_PATH, Some(&short)).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    emu.clock().advance(Duration::from_millis(1100));
     assert_eq!(imds_get(&emu, ROLE_PATH, Some(&short)).await.status, 401);
     // Token-less (IMDSv1) works by default.
     assert_eq!(imds_get(&emu, ROLE_PATH, None).await.status, 200);
@@ -1203,9 +1250,9 @@ async fn imds_without_a_role_and_with_rotation() {
         Creds::from_json(&serde_json::from_str(&reply.text).unwrap())
     };
     let first = fetch().await;
-    assert!(near(first.expiration, 4));
+    assert!(near(&emu, first.expiration, 4));
     assert_eq!(fetch().await.id, first.id);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    emu.clock().advance(Duration::from_millis(2100));
     let second = fetch().await;
     assert_ne!(second.id, first.id);
     // Lifting the override does not replace live credentials...
@@ -1215,7 +1262,7 @@ async fn imds_without_a_role_and_with_rotation() {
     assert_eq!(emu.expire_credentials(), 2);
     let third = fetch().await;
     assert_ne!(third.id, second.id);
-    assert!(near(third.expiration, 6 * 3600));
+    assert!(near(&emu, third.expiration, 6 * 3600));
     second
         .sign(Req::kms("test"))
         .v3(&emu.endpoint())

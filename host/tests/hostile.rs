@@ -42,7 +42,7 @@ impl Provider {
         )
         .unwrap();
         let url = emulator.url();
-        let child = Command::new(BIN)
+        let mut child = Command::new(BIN)
             .args(["serve", "--healthz-port", "0", "--region", "cn-hangzhou"])
             .arg("--provider-volume")
             .arg(&providers)
@@ -53,19 +53,33 @@ impl Provider {
             .env("ACCESS_KEY_ID", "hostile-test-id")
             .env("SECRET_ACCESS_KEY", "hostile-test-secret")
             .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            // Its "provider ready" line is logged at info.
+            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("starting the provider binary");
+        // Ready when its log (on stderr) says so; the rest is drained.
+        let log = child.stderr.take().expect("piped stderr");
+        let (ready, is_ready) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            let mut ready = Some(ready);
+            for line in std::io::BufReader::new(log).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("provider ready")
+                    && let Some(ready) = ready.take()
+                {
+                    let _ = ready.send(());
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(30), is_ready)
+            .await
+            .expect("the provider did not say it was ready")
+            .expect("the provider stopped before it was ready");
         let socket = providers.join("alibabacloud.sock");
-        let started = Instant::now();
-        while !socket.exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the provider did not create its socket"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        assert!(socket.exists(), "ready without its socket");
         Provider {
             child,
             socket,
@@ -134,6 +148,10 @@ fn raw_request(attributes: String) -> MountRequest {
 
 const GOOD: &str =
     "- objectName: test\n  jmesPath:\n    - path: username\n      objectAlias: username\n";
+
+/// [`GOOD`] for another secret of the same content (the flood's).
+const FLOOD: &str =
+    "- objectName: flood\n  jmesPath:\n    - path: username\n      objectAlias: username\n";
 
 fn jmes(path: &str) -> String {
     format!(
@@ -367,31 +385,53 @@ async fn hostile_requests_fail_fast_and_the_provider_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_flooding_the_node_is_held_to_its_share() {
+    let secret = r#"{"username":"testuser","password":"testpassword"}"#;
     let seed = Seed::default()
         .with_access_key(AccessKey::new("hostile-test-id", "hostile-test-secret"))
-        .with_kms_secret(KmsSecret::text(
-            "test",
-            r#"{"username":"testuser","password":"testpassword"}"#,
-        ));
+        .with_kms_secret(KmsSecret::text("test", secret))
+        .with_kms_secret(KmsSecret::text("flood", secret));
     let emulator = Emulator::start(seed, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    emulator.set_latency("500ms".parse().unwrap());
+    // The flood's backend calls wait at the emulator until released: its
+    // Mounts stay in flight for as long as the test needs them to.
+    let held = emulator.hold_object("GetSecretValue", "flood");
     let mut provider = Provider::start(&emulator).await;
     // 40 Mounts at once from one namespace: 4 run, 4 wait, the rest are
     // turned away at once with UNAVAILABLE (the driver retries those).
-    let mut flood = Vec::new();
+    let (done, mut outcomes_rx) = tokio::sync::mpsc::unbounded_channel();
     for _ in 0..40 {
         let mut client = provider.client().await;
-        flood.push(tokio::spawn(async move {
-            client
-                .mount(request("flooder", GOOD))
+        let done = done.clone();
+        tokio::spawn(async move {
+            let outcome = client
+                .mount(request("flooder", FLOOD))
                 .await
                 .map(|_| ())
-                .map_err(|s| s.code())
-        }));
+                .map_err(|s| s.code());
+            let _ = done.send(outcome);
+        });
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(done);
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut count = |outcome: Result<(), Code>| {
+        let key = match outcome {
+            Ok(()) => "ok".to_string(),
+            Err(code) => format!("{code:?}"),
+        };
+        *outcomes.entry(key).or_default() += 1;
+    };
+    // The running ones have reached the backend, and the ones turned away
+    // have their answers (the timeouts only turn a hang into a failure).
+    tokio::time::timeout(Duration::from_secs(30), held.arrivals(1))
+        .await
+        .expect("the flood's fetch reached the emulator");
+    for _ in 0..32 {
+        match tokio::time::timeout(Duration::from_secs(30), outcomes_rx.recv()).await {
+            Ok(Some(outcome)) => count(outcome),
+            _ => break,
+        }
+    }
     // Another namespace is served in one round trip meanwhile.
     let started = Instant::now();
     let mut client = provider.client().await;
@@ -400,13 +440,9 @@ async fn a_namespace_flooding_the_node_is_held_to_its_share() {
         .await
         .expect("the quiet namespace's Mount");
     let quiet = started.elapsed();
-    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
-    for task in flood {
-        let key = match task.await.unwrap() {
-            Ok(()) => "ok".to_string(),
-            Err(code) => format!("{code:?}"),
-        };
-        *outcomes.entry(key).or_default() += 1;
+    held.release();
+    while let Some(outcome) = outcomes_rx.recv().await {
+        count(outcome);
     }
     println!(
         "flood of 40 Mounts from one namespace: {outcomes:?}; another namespace's Mount took {quiet:?}"
@@ -414,7 +450,7 @@ async fn a_namespace_flooding_the_node_is_held_to_its_share() {
     assert!(provider.alive());
     assert_eq!(outcomes.get("ok"), Some(&8), "{outcomes:?}");
     assert_eq!(outcomes.get("Unavailable"), Some(&32), "{outcomes:?}");
-    // One emulated round trip is 500 ms; queued behind the flood it would be
-    // at least two.
+    // The flood is still held at the emulator: queued behind it, the quiet
+    // Mount could not have finished at all.
     assert!(quiet < Duration::from_millis(950), "{quiet:?}");
 }

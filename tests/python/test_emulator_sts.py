@@ -172,6 +172,9 @@ def emu(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def clean(emu):
     """Each test starts with default knobs, zeroed counters and no live issued credentials."""
+    # The wall clock first: credentials expired on an advanced clock would
+    # come back to life when it is set back.
+    emu.admin("DELETE", "clock")
     emu.admin("POST", "credentials/expire")
     emu.admin("DELETE", "credentials/lifetime")
     emu.admin("PUT", "imds", {"hardened": False, "tokens_unavailable": False})
@@ -537,8 +540,9 @@ def test_short_lifetimes_are_refreshed_and_expired_credentials_refused(emu):
     assert emu.sts_calls("AssumeRole") == 4
     assert provider.get_credentials().get_access_key_id() != first.get_access_key_id()
 
-    # Held past their Expiration, the first credentials are refused.
-    time.sleep(3)
+    # Held past their Expiration, the first credentials are refused: the
+    # emulator's clock is moved on rather than waited for.
+    assert emu.admin("POST", "clock", {"advance": "3s"})["frozen"] is False
     stale = KmsClient(
         sdk_config(
             emu,

@@ -47,7 +47,7 @@ fn parse_arn(value: &str) -> Option<(&str, &str, &str)> {
     Some((region, account, resource.strip_prefix("secret/")?))
 }
 
-fn get_secret_value(call: &Call<'_>) -> Result<Value, ApiError> {
+fn get_secret_value(call: &mut Call<'_>) -> Result<Value, ApiError> {
     let requested = call.required("SecretName")?;
     let name = match parse_arn(requested) {
         Some((region, account, name)) => {
@@ -71,7 +71,7 @@ fn get_secret_value(call: &Call<'_>) -> Result<Value, ApiError> {
     // probe which secrets exist.
     call.authorize(&format!("kms:secret/{name}"))?;
 
-    let secrets = call.store.kms.read().expect("kms lock");
+    let secrets = &call.store.kms;
     let secret = secrets.get(name).ok_or_else(not_found)?;
     let has_stage = |v: &KmsSecretVersion, stage: &str| v.stages.iter().any(|s| s == stage);
     let version = match version_id {

@@ -30,7 +30,7 @@ fn not_found(name: &str) -> ApiError {
     )
 }
 
-fn get_secret_parameter(call: &Call<'_>) -> Result<Value, ApiError> {
+fn get_secret_parameter(call: &mut Call<'_>) -> Result<Value, ApiError> {
     let name = call.required("Name")?;
     let with_decryption = call.bool_param("WithDecryption")?.unwrap_or(false);
     let wanted = call
@@ -43,7 +43,7 @@ fn get_secret_parameter(call: &Call<'_>) -> Result<Value, ApiError> {
         .transpose()?;
     call.authorize(&format!("oos:parameter/{name}"))?;
 
-    let parameters = call.store.oos.read().expect("oos lock");
+    let parameters = &call.store.oos;
     let parameter = parameters.get(name).ok_or_else(|| not_found(name))?;
     let version = match wanted {
         Some(n) => parameter.versions.iter().find(|v| v.version == n),

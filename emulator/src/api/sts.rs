@@ -93,7 +93,7 @@ struct Common<'a> {
     policy: Option<&'a str>,
 }
 
-fn common<'a>(call: &'a Call<'_>, session_required: bool) -> Result<Common<'a>, ApiError> {
+fn common<'a>(call: &Call<'a>, session_required: bool) -> Result<Common<'a>, ApiError> {
     let role_arn = call.required("RoleArn")?;
     let session_name = if session_required {
         Some(call.required("RoleSessionName")?)
@@ -193,7 +193,7 @@ fn credentials_body(role: &Role, issued: &IssuedCredential) -> Value {
     })
 }
 
-fn assume_role(call: &Call<'_>) -> Result<Value, ApiError> {
+fn assume_role(call: &mut Call<'_>) -> Result<Value, ApiError> {
     let params = common(call, true)?;
     let external_id = call.param("ExternalId");
     if let Some(external_id) = external_id
@@ -239,7 +239,7 @@ fn assume_role(call: &Call<'_>) -> Result<Value, ApiError> {
     Ok(body)
 }
 
-fn assume_role_with_oidc(call: &Call<'_>) -> Result<Value, ApiError> {
+fn assume_role_with_oidc(call: &mut Call<'_>) -> Result<Value, ApiError> {
     let params = common(call, false)?;
     let provider_arn = call.required("OIDCProviderArn")?;
     let token = call

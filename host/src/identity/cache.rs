@@ -813,6 +813,19 @@ impl CredentialCache {
             ..inner.stats
         }
     }
+
+    /// For tests: the cached credentials age by `by`, as if that much time
+    /// had passed (they expire, and enter the refresh margin, `by` sooner).
+    #[doc(hidden)]
+    pub fn age(&self, by: Duration) {
+        for entry in self.lock().entries.values_mut() {
+            if let Some(value) = &mut entry.value
+                && let Some(earlier) = value.expires_at.checked_sub(by)
+            {
+                value.expires_at = earlier;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -913,6 +926,30 @@ mod tests {
         assert_eq!(id_of(&other), "STS.b");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(cache.stats().size, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn aged_credentials_are_refreshed_as_if_the_time_had_passed() {
+        let cache = CredentialCache::default();
+        let calls = AtomicUsize::new(0);
+        let k = key("a");
+        cache
+            .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))
+            .await
+            .unwrap();
+        // Outside the margin after aging: still a hit.
+        cache.age(Duration::from_secs(3000));
+        let got = cache
+            .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.two", 3600))
+            .await;
+        assert_eq!(id_of(&got), "STS.one");
+        // Inside it: refreshed, exactly as after waiting.
+        cache.age(Duration::from_secs(500));
+        let got = cache
+            .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.two", 3600))
+            .await;
+        assert_eq!(id_of(&got), "STS.two");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]

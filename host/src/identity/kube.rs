@@ -593,7 +593,8 @@ type Key = (String, String);
 enum Slot {
     Ready {
         role_arn: Option<String>,
-        expires: Instant,
+        /// On the tokio clock, so that tests can pause it.
+        expires: tokio::time::Instant,
     },
     /// A GET in progress; every lookup of the key awaits the same one.
     Flight {
@@ -687,7 +688,7 @@ impl LookupInner {
                 if let Some(entry) = state.entries.get_mut(key) {
                     entry.slot = Slot::Ready {
                         role_arn: role_arn.clone(),
-                        expires: Instant::now() + self.settings.ttl,
+                        expires: tokio::time::Instant::now() + self.settings.ttl,
                     };
                 }
             }
@@ -790,7 +791,7 @@ impl RoleArnLookup {
         let key: Key = (namespace.to_string(), service_account.to_string());
         let future = {
             let mut state = inner.state.lock().expect("role cache lock");
-            let now = Instant::now();
+            let now = tokio::time::Instant::now();
             let found = match state.entries.get(&key).map(|e| &e.slot) {
                 Some(Slot::Ready { role_arn, expires }) if *expires > now => {
                     Some(Ok(role_arn.clone()))
@@ -865,6 +866,20 @@ impl RoleArnLookup {
             .expect("role cache lock")
             .entries
             .len()
+    }
+
+    /// For tests: the cached answers age by `by`, as if that much time had
+    /// passed (they expire `by` sooner).
+    #[doc(hidden)]
+    pub fn age(&self, by: Duration) {
+        let mut state = self.inner.state.lock().expect("role cache lock");
+        for entry in state.entries.values_mut() {
+            if let Slot::Ready { expires, .. } = &mut entry.slot
+                && let Some(earlier) = expires.checked_sub(by)
+            {
+                *expires = earlier;
+            }
+        }
     }
 
     /// Whether a Kubernetes client is configured.
@@ -1038,6 +1053,7 @@ mod tests {
             counter.fetch_add(1, Ordering::Relaxed);
             let answer = answer.clone();
             Box::pin(async move {
+                // A GET's duration, on the paused clock: lookups overlap it.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 answer(&ns, &name)
             })
@@ -1048,7 +1064,7 @@ mod tests {
         )
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn concurrent_lookups_share_one_fetch_and_answers_are_cached() {
         let (lookup, calls) = fake(LookupSettings::default(), |ns, _| {
             Ok((ns == "a").then(|| "acs:ram::1:role/a".to_string()))
@@ -1069,7 +1085,7 @@ mod tests {
         assert_eq!(stats.hits + stats.joined, 500);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn answers_expire_and_errors_are_not_cached() {
         let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let failing = fail.clone();
@@ -1106,12 +1122,30 @@ mod tests {
         assert_eq!(lookup.role_arn("a", "sa").await, Ok(None));
         assert_eq!(lookup.role_arn("a", "sa").await, Ok(None));
         assert_eq!(calls.load(Ordering::Relaxed), 3);
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::advance(Duration::from_millis(150)).await;
         assert_eq!(lookup.role_arn("a", "sa").await, Ok(None));
         assert_eq!(calls.load(Ordering::Relaxed), 4, "expired");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn aged_answers_expire_as_if_the_time_had_passed() {
+        let (lookup, calls) = fake(
+            LookupSettings {
+                ttl: Duration::from_secs(60),
+                max_entries: 10,
+            },
+            |_, _| Ok(None),
+        );
+        lookup.role_arn("a", "sa").await.unwrap();
+        lookup.age(Duration::from_secs(59));
+        lookup.role_arn("a", "sa").await.unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "still cached");
+        lookup.age(Duration::from_secs(1));
+        lookup.role_arn("a", "sa").await.unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 2, "expired");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_least_recently_used_account_is_evicted() {
         let (lookup, calls) = fake(
             LookupSettings {
@@ -1134,7 +1168,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::Relaxed), 5);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_cancelled_lookup_leaves_its_fetch_to_the_next() {
         let (lookup, calls) = fake(LookupSettings::default(), |_, _| Ok(None));
         let first =

@@ -11,30 +11,39 @@ use integration_tests::*;
 use tokio::net::TcpListener;
 use tonic::Code;
 
-/// Accepts connections and never answers; keeps them open.
-async fn blackhole() -> (String, tokio::task::JoinHandle<()>) {
+/// Accepts connections and never answers; keeps them open. The watch
+/// counts the connections accepted.
+async fn blackhole() -> (
+    String,
+    tokio::sync::watch::Receiver<usize>,
+    tokio::task::JoinHandle<()>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let (accepted, watch) = tokio::sync::watch::channel(0);
     let task = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((stream, _)) = listener.accept().await {
             held.push(stream);
+            accepted.send_modify(|n| *n += 1);
         }
     });
-    (url, task)
+    (url, watch, task)
 }
 
 /// Slow Mounts from `slow` and, once they hold their slots, timed Mounts
 /// from `fast`; returns the slowest fast Mount.
 async fn fast_beside_slow(per_namespace: usize) -> Duration {
     let cloud = FakeCloud::start(default_seed()).await;
-    let (hole, hole_task) = blackhole().await;
+    let (hole, mut accepted, hole_task) = blackhole().await;
     let mut config = cloud.config();
     config.limits.fetch_concurrency = 8;
     config.limits.fetch_concurrency_per_namespace = per_namespace;
     // A configured endpoint may be named by kmsEndpoint, plain HTTP included.
     config.cloud.endpoints.insert("hole".into(), hole.clone());
-    config.plugins.get_mut("kms").unwrap().timeout = Some(Duration::from_secs(3));
+    // The slow Mounts end at their own deadline (4 s, answered 1 s early);
+    // a fast Mount queued behind them has time to finish after that.
+    config.plugins.get_mut("kms").unwrap().timeout = Some(Duration::from_secs(10));
     let provider = Arc::new(TestProvider::start(config, cloud.env()).await);
 
     let mut slow = Vec::new();
@@ -46,11 +55,24 @@ async fn fast_beside_slow(per_namespace: usize) -> Duration {
         let provider = provider.clone();
         slow.push(tokio::spawn(async move {
             provider
-                .mount(Mount::objects(&objects).for_pod("slow", &format!("s-{i}"), "app"))
+                .mount(
+                    Mount::objects(&objects)
+                        .for_pod("slow", &format!("s-{i}"), "app")
+                        .timeout(Some(Duration::from_secs(4))),
+                )
                 .await
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The slow namespace holds every slot its share allows: that many of
+    // its fetches are connected to the hole (one connection per fetch; the
+    // timeout only turns a hang into a failure).
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        accepted.wait_for(|n| *n >= per_namespace),
+    )
+    .await
+    .expect("the slow namespace's fetches reached the hole")
+    .expect("the hole is open");
     let mut slowest = Duration::ZERO;
     for i in 0..5 {
         let started = Instant::now();

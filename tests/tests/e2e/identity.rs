@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use integration_tests::emulator::{ImdsMode, Latency};
+use integration_tests::emulator::ImdsMode;
 use integration_tests::*;
 use provider::config::IdentityPolicy;
 use tonic::Code;
@@ -324,12 +324,13 @@ async fn one_sts_call_per_credential_lifetime_for_many_mounts() {
 async fn credentials_are_refreshed_before_they_expire_and_never_used_after() {
     let cloud = FakeCloud::start(identity_seed()).await;
     let mut config = cloud.config();
-    config.identity.refresh_margin = Duration::from_secs(2);
+    config.identity.refresh_margin = Duration::from_secs(600);
     let provider = TestProvider::start(config, cloud.rrsa_env()).await;
-    // credentials that live 3 s: used while more than 2 s remain, then refreshed
+    // credentials that live an hour: used while more than 10 minutes
+    // remain, then refreshed
     cloud
         .emulator
-        .set_credential_lifetime(Some(Duration::from_secs(3)));
+        .set_credential_lifetime(Some(Duration::from_secs(3600)));
     let mount = || {
         read("team-a/db")
             .for_pod("team-a", "app-1", "app")
@@ -338,7 +339,13 @@ async fn credentials_are_refreshed_before_they_expire_and_never_used_after() {
     provider.mount(mount()).await.unwrap();
     provider.mount(mount()).await.unwrap();
     assert_eq!(cloud.emulator.stats().requests("AssumeRoleWithOIDC"), 1);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // 55 minutes pass for the cached credentials (instead of waiting them
+    // out): 5 minutes remain, inside the margin.
+    provider
+        .provider
+        .credential_chain()
+        .cache()
+        .age(Duration::from_secs(55 * 60));
     provider.mount(mount()).await.unwrap();
     assert_eq!(cloud.emulator.stats().requests("AssumeRoleWithOIDC"), 2);
     provider.stop().await;
@@ -546,9 +553,8 @@ async fn the_region_comes_from_the_metadata_server_when_nothing_sets_it() {
 #[tokio::test]
 async fn slow_sts_is_bounded_by_the_mount_deadline() {
     let (cloud, provider) = rrsa_cluster().await;
-    cloud
-        .emulator
-        .set_latency(Latency::fixed(Duration::from_secs(4)));
+    // An STS that does not answer (until the test is over).
+    let _held = cloud.emulator.hold("AssumeRoleWithOIDC");
     let status = provider
         .mount(
             read("team-a/db")

@@ -296,7 +296,27 @@ async fn custom_plugins_cannot_starve_the_builtins() {
                 .await
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every custom slot is held: four hogs have been instantiated (in
+    // their slots) and are looping (the timeout only turns a hang into a
+    // failure).
+    let hogs_running = || {
+        let text = provider.provider.metrics().encode(false);
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(
+                    "alibabacloud_provider_plugin_instantiation_seconds_count{plugin=\"custom\"} ",
+                )
+            })
+            .and_then(|count| count.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while hogs_running() < 4.0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("four hogs hold the custom slots");
     let started = std::time::Instant::now();
     let mut builtin = Vec::new();
     for i in 0..8 {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use integration_tests::emulator::Latency;
 use integration_tests::*;
 use provider::proto::VersionRequest;
 
@@ -66,9 +65,9 @@ struct HealthCheckResponse {
 #[tokio::test]
 async fn many_concurrent_mounts() {
     let cloud = FakeCloud::start(default_seed()).await;
-    cloud
-        .emulator
-        .set_latency(Latency::fixed(Duration::from_millis(20)));
+    // The KMS call waits at the emulator until every Mount has asked for its
+    // objects.
+    let held = cloud.emulator.hold("GetSecretValue");
     let provider = std::sync::Arc::new(TestProvider::start(cloud.config(), cloud.env()).await);
     let mut tasks = Vec::new();
     for _ in 0..50 {
@@ -81,12 +80,27 @@ async fn many_concurrent_mounts() {
                 .await
         }));
     }
+    // Each Mount asks for its two objects once (starting a shared fetch or
+    // joining one); the timeout only turns a hang into a failure.
+    let asked = || {
+        let stats = provider.provider.fetches().stats();
+        stats.started.load(std::sync::atomic::Ordering::Relaxed)
+            + stats.joined.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while asked() < 100 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every Mount asked for its objects");
+    held.release();
     for task in tasks {
         let response = task.await.unwrap().unwrap();
         assert_eq!(files(&response)["u"], "testuser");
     }
     // The 50 Mounts ask for the same object with the same identity while a
-    // fetch of it is in flight (20 ms): they share backend calls.
+    // fetch of it is in flight (held): they share backend calls.
     let calls = cloud.emulator.stats().successes("GetSecretValue");
     assert!(
         (1..=10).contains(&calls),
@@ -97,9 +111,8 @@ async fn many_concurrent_mounts() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_mounts_finish() {
     let cloud = FakeCloud::start(default_seed()).await;
-    cloud
-        .emulator
-        .set_latency(Latency::fixed(Duration::from_millis(600)));
+    // The Mount's backend call waits at the emulator until released.
+    let held = cloud.emulator.hold("GetSecretValue");
     let mut provider = TestProvider::start(cloud.config(), cloud.env()).await;
     let mut client = provider.client().await;
     let in_flight = tokio::spawn(async move {
@@ -107,8 +120,25 @@ async fn shutdown_lets_in_flight_mounts_finish() {
             .mount(Mount::objects("- objectName: test\n").request())
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // In flight: its call has reached the emulator.
+    tokio::time::timeout(Duration::from_secs(30), held.arrivals(1))
+        .await
+        .expect("the Mount's call reached the emulator");
     let stopping = provider.begin_stop();
+    // Stopping: the socket no longer accepts connections (the timeout only
+    // turns a server that never stops accepting into a failure).
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while tokio::net::UnixStream::connect(&provider.socket)
+            .await
+            .is_ok()
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the server stops accepting connections");
+    assert!(!in_flight.is_finished());
+    held.release();
     let response = in_flight
         .await
         .unwrap()
