@@ -175,8 +175,9 @@ impl MountError {
 
 impl Provider {
     /// The provider made of its parts (the composition root, `app`, builds
-    /// them from the configuration and the environment); the Mount's own machinery (fair shares, shared fetches,
-    /// the secret-bytes budget) is sized from `parts.config.limits`.
+    /// them from the configuration and the environment); the Mount's own
+    /// machinery (fair shares, shared fetches, the secret-bytes budget) is
+    /// sized from `parts.config.limits`.
     pub fn from_parts(parts: ProviderParts) -> Provider {
         let ProviderParts {
             config,
