@@ -26,6 +26,7 @@ pub use contract::paths;
 pub mod plugin;
 pub mod server;
 pub mod session;
+mod singleflight;
 pub use contract::spc;
 
 /// The provider protocol (package `v1alpha1`), generated from `proto/`.

@@ -17,6 +17,7 @@ use crate::identity::{CredentialChain, MountAuth, OwnedMountIdentity};
 use crate::plugin::{FetchError, FetchedObject, ObjectRequest, PluginError, PluginRuntime};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
 use crate::session::CloudSession;
+use crate::singleflight::{Expiring, Settings as FlightSettings, SingleFlight};
 use crate::spc::{self, MountSpec, ObjectSpec, RawMount};
 
 /// Slack after the Mount's deadline before the outer timeout fires.
@@ -58,8 +59,9 @@ pub struct Provider {
 struct RegionSource {
     configured: Option<String>,
     imds: Arc<ImdsClient>,
-    /// The last lookup: when, and the region found (`None`: it failed).
-    discovered: tokio::sync::Mutex<Option<(Instant, Option<String>)>>,
+    /// The region found (`None`: the lookup failed, remembered for
+    /// [`REGION_RETRY`]); one lookup serves every Mount that waits for it.
+    discovered: SingleFlight<(), Option<String>, std::convert::Infallible>,
 }
 
 /// How long a failed region lookup is remembered.
@@ -70,33 +72,42 @@ const REGION_RETRY: Duration = Duration::from_secs(30);
 /// server): the default of the upstream provider's `--region`.
 pub const UPSTREAM_DEFAULT_REGION: &str = "cn-hangzhou";
 
+/// The memo of the region the metadata server gave (one key).
+fn region_memo() -> SingleFlight<(), Option<String>, std::convert::Infallible> {
+    SingleFlight::new(FlightSettings {
+        max_entries: 1,
+        idle_ttl: None,
+        refresh_margin: Duration::ZERO,
+        stale_on_error: None,
+    })
+}
+
 impl RegionSource {
     async fn region(&self) -> String {
         if let Some(region) = &self.configured {
             return region.clone();
         }
-        let mut discovered = self.discovered.lock().await;
-        let found = match &*discovered {
-            Some((at, found)) if found.is_some() || at.elapsed() < REGION_RETRY => found.clone(),
-            _ => {
-                let found = match self.imds.region().await {
-                    Ok(region) => {
-                        tracing::info!(%region, "region from the ECS metadata server");
-                        Some(region)
-                    }
-                    Err(error) => {
-                        tracing::warn!(
-                            %error,
-                            region = UPSTREAM_DEFAULT_REGION,
-                            retry_after = ?REGION_RETRY,
-                            "the node's region is unknown (the ECS metadata server did not give it): SecretProviderClasses without `region` use the upstream provider's default region; set `region` in them, or start the provider with --region (chart: regionId)"
-                        );
-                        None
-                    }
-                };
-                *discovered = Some((Instant::now(), found.clone()));
-                found
-            }
+        let imds = self.imds.clone();
+        let found = self.discovered.get_or_load(&(), || async move {
+            Ok(match imds.region().await {
+                Ok(region) => {
+                    tracing::info!(%region, "region from the ECS metadata server");
+                    Expiring::forever(Some(region))
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        region = UPSTREAM_DEFAULT_REGION,
+                        retry_after = ?REGION_RETRY,
+                        "the node's region is unknown (the ECS metadata server did not give it): SecretProviderClasses without `region` use the upstream provider's default region; set `region` in them, or start the provider with --region (chart: regionId)"
+                    );
+                    Expiring::until(None, tokio::time::Instant::now() + REGION_RETRY)
+                }
+            })
+        });
+        let found = match found.await {
+            Ok((found, _)) => found.value,
+            Err(never) => match never {},
         };
         found.unwrap_or_else(|| UPSTREAM_DEFAULT_REGION.to_string())
     }
@@ -195,7 +206,7 @@ impl Provider {
             region: RegionSource {
                 configured: default_region,
                 imds,
-                discovered: tokio::sync::Mutex::new(None),
+                discovered: region_memo(),
             },
             cpu: {
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -777,7 +788,7 @@ mod region_tests {
         RegionSource {
             configured: configured.map(str::to_string),
             imds: Arc::new(ImdsClient::new(imds).unwrap()),
-            discovered: tokio::sync::Mutex::new(None),
+            discovered: region_memo(),
         }
     }
 
@@ -797,10 +808,11 @@ mod region_tests {
             let regions = source(None, imds);
             assert_eq!(regions.region().await, "cn-hangzhou");
             // The failure is remembered: the second Mount does not ask again.
-            let first = regions.discovered.lock().await.clone().unwrap();
-            assert_eq!(first.1, None);
+            let after_one = regions.discovered.stats();
+            assert_eq!((after_one.loads, after_one.size), (1, 1));
             assert_eq!(regions.region().await, "cn-hangzhou");
-            assert_eq!(regions.discovered.lock().await.clone().unwrap().0, first.0);
+            let after_two = regions.discovered.stats();
+            assert_eq!((after_two.loads, after_two.hits), (1, 1));
         }
         assert_eq!(UPSTREAM_DEFAULT_REGION, "cn-hangzhou");
     }
@@ -815,6 +827,6 @@ mod region_tests {
             },
         );
         assert_eq!(regions.region().await, "ap-southeast-1");
-        assert!(regions.discovered.lock().await.is_none(), "no lookup");
+        assert_eq!(regions.discovered.stats().loads, 0, "no lookup");
     }
 }

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("goflags", 1),
     ("logging", 1),
     ("client", 1),
+    ("singleflight", 1),
     // Signing and sending Alibaba Cloud API calls.
     ("cloud", 2),
     // Credentials: the chain, STS, the metadata server, the Kubernetes API.

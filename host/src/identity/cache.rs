@@ -9,19 +9,18 @@
 //! than [`CacheSettings::idle_ttl`]. Static access keys never expire and never
 //! need it.
 
-use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Credentials;
 use crate::metrics::{CredentialLink, Metrics};
+use crate::singleflight::{Answer, Expiring, Settings as FlightSettings, SingleFlight};
 
 /// How long before `Expiration` credentials are refreshed (credentials-go's 180 s).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(180);
@@ -29,9 +28,6 @@ pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(180);
 pub const DEFAULT_MAX_ENTRIES: usize = 4096;
 /// How long an identity may go unused before the cache forgets it.
 pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(3600);
-
-/// The longest time between two sweeps for idle and expired entries.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How the cache behaves; `[identity]` in config.toml.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,209 +370,16 @@ fn expiry_at(
         })
 }
 
-/// Counters since the cache was created, and its current size.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    /// Calls answered from the cache without a load.
-    pub hits: u64,
-    /// Calls that ran a load or waited for one.
-    pub misses: u64,
-    /// Of the misses, those that waited for another caller's load.
-    pub coalesced: u64,
-    /// Loader calls (STS or metadata requests).
-    pub loads: u64,
-    /// Loader calls that failed (including credentials expired on arrival).
-    pub load_failures: u64,
-    /// Failed refreshes answered with the previous, still valid, credentials.
-    pub stale_served: u64,
-    /// Entries removed for capacity, idleness or expiry.
-    pub evictions: u64,
-    /// Entries held now.
-    pub size: usize,
-}
+/// Counters since the cache was created, and its current size ("loads" are
+/// STS or metadata requests).
+pub use crate::singleflight::Stats as CacheStats;
 
-type Outcome = Result<ExpiringCredentials, CacheError>;
-
-/// A load in progress; waiters watch for its outcome. The sender is dropped
-/// without an outcome if the loading caller goes away.
-struct InFlight {
-    id: u64,
-    outcome: watch::Receiver<Option<Outcome>>,
-}
-
-struct Entry {
-    value: Option<ExpiringCredentials>,
-    flight: Option<InFlight>,
-    last_used: Instant,
-    /// Recency order for LRU eviction; `Instant`s tie under a paused clock.
-    recency: u64,
-}
-
-struct Inner {
-    entries: HashMap<CacheKey, Entry>,
-    next_recency: u64,
-    next_flight: u64,
-    next_sweep: Option<Instant>,
-    stats: CacheStats,
-}
-
-impl Inner {
-    fn tick(&mut self) -> u64 {
-        self.next_recency += 1;
-        self.next_recency
-    }
-
-    /// Removes idle entries and entries holding only expired credentials.
-    /// Entries with a load in progress stay: their loader will fill them.
-    fn sweep(&mut self, now: Instant, idle_ttl: Duration) {
-        let before = self.entries.len();
-        self.entries.retain(|_, entry| {
-            entry.flight.is_some()
-                || (now.saturating_duration_since(entry.last_used) < idle_ttl
-                    && entry.value.as_ref().is_some_and(|v| v.expires_at > now))
-        });
-        self.stats.evictions += (before - self.entries.len()) as u64;
-        self.next_sweep = Some(now + idle_ttl.min(SWEEP_INTERVAL));
-    }
-
-    fn sweep_if_due(&mut self, now: Instant, idle_ttl: Duration) {
-        if self.next_sweep.is_none_or(|due| now >= due) {
-            self.sweep(now, idle_ttl);
-        }
-    }
-
-    /// Makes room for one more entry.
-    fn make_room(&mut self, now: Instant, settings: &CacheSettings) {
-        let max = settings.max_entries.max(1);
-        if self.entries.len() < max {
-            return;
-        }
-        self.sweep(now, settings.idle_ttl);
-        while self.entries.len() >= max {
-            // Prefer entries no caller is waiting on.
-            let victim = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| (e.flight.is_some(), e.recency))
-                .map(|(k, _)| k.clone());
-            let Some(victim) = victim else { break };
-            self.entries.remove(&victim);
-            self.stats.evictions += 1;
-        }
-    }
-}
-
-/// What one pass over the cache decided for a caller.
-enum Step<'a> {
-    Hit(ExpiringCredentials),
-    Wait(watch::Receiver<Option<Outcome>>),
-    Load(Flight<'a>, Option<ExpiringCredentials>),
-}
-
-/// The caller that runs a load. Dropped before [`Flight::finish`] (the caller
-/// was cancelled or the loader panicked), it clears the entry so that the
-/// waiters, woken by the dropped sender, start a new load.
-struct Flight<'a> {
-    cache: &'a CredentialCache,
-    key: &'a CacheKey,
-    link: Option<CredentialLink>,
-    id: u64,
-    sender: watch::Sender<Option<Outcome>>,
-    finished: bool,
-}
-
-impl Flight<'_> {
-    fn finish(mut self, outcome: Outcome, previous: Option<ExpiringCredentials>) -> Outcome {
-        self.finished = true;
-        self.cache.count(self.link, |m, link| {
-            m.credential_refresh(link, outcome.is_ok())
-        });
-        let now = Instant::now();
-        let outcome = {
-            let mut inner = self.cache.lock();
-            let outcome = match outcome {
-                Ok(fresh) => {
-                    let recency = inner.tick();
-                    if !inner.entries.contains_key(self.key) {
-                        // Evicted during the load (the cache was full of
-                        // newer identities); the credentials are still good.
-                        inner.make_room(now, &self.cache.settings);
-                        inner.entries.insert(
-                            self.key.clone(),
-                            Entry {
-                                value: None,
-                                flight: None,
-                                last_used: now,
-                                recency,
-                            },
-                        );
-                    }
-                    if let Some(entry) = inner.entries.get_mut(self.key) {
-                        let newer = entry
-                            .value
-                            .as_ref()
-                            .is_none_or(|v| v.expires_at <= fresh.expires_at);
-                        if newer {
-                            entry.value = Some(fresh.clone());
-                        }
-                    }
-                    Ok(fresh)
-                }
-                Err(error) => {
-                    inner.stats.load_failures += 1;
-                    match previous.filter(|p| p.expires_at > now) {
-                        Some(previous) => {
-                            inner.stats.stale_served += 1;
-                            tracing::warn!(
-                                identity = %self.key,
-                                error = %error,
-                                valid_for = ?previous.valid_for(now),
-                                "refreshing credentials failed; using the current ones until they expire, the next Mount retries"
-                            );
-                            Ok(previous)
-                        }
-                        None => Err(error),
-                    }
-                }
-            };
-            if let Some(entry) = inner.entries.get_mut(self.key)
-                && entry.flight.as_ref().is_some_and(|f| f.id == self.id)
-            {
-                entry.flight = None;
-                if entry.value.as_ref().is_none_or(|v| v.expires_at <= now) {
-                    // Errors are not cached: the next call loads again.
-                    inner.entries.remove(self.key);
-                }
-            }
-            outcome
-        };
-        self.sender.send_replace(Some(outcome.clone()));
-        outcome
-    }
-}
-
-impl Drop for Flight<'_> {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        let mut inner = self.cache.lock();
-        if let Some(entry) = inner.entries.get_mut(self.key)
-            && entry.flight.as_ref().is_some_and(|f| f.id == self.id)
-        {
-            entry.flight = None;
-            if entry.value.is_none() {
-                inner.entries.remove(self.key);
-            }
-        }
-        // The sender drops after this, waking the waiters to try again.
-    }
-}
-
-/// Temporary credentials per identity, shared by all Mounts of the process.
+/// Temporary credentials per identity, shared by all Mounts of the process:
+/// the host's single-flight cache ([`crate::singleflight`]) keyed by
+/// identity, with the refresh margin and stale-on-error of credentials.
 pub struct CredentialCache {
     settings: CacheSettings,
-    inner: Mutex<Inner>,
+    flights: SingleFlight<CacheKey, Arc<Credentials>, CacheError>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -595,17 +398,26 @@ impl Default for CredentialCache {
     }
 }
 
+/// A failed refresh answered with the current credentials.
+fn report_stale(identity: &CacheKey, error: &CacheError, valid_for: Duration) {
+    tracing::warn!(
+        %identity,
+        %error,
+        ?valid_for,
+        "refreshing credentials failed; using the current ones until they expire, the next Mount retries"
+    );
+}
+
 impl CredentialCache {
     /// An empty cache.
     pub fn new(settings: CacheSettings) -> CredentialCache {
         CredentialCache {
             settings,
-            inner: Mutex::new(Inner {
-                entries: HashMap::new(),
-                next_recency: 0,
-                next_flight: 0,
-                next_sweep: None,
-                stats: CacheStats::default(),
+            flights: SingleFlight::new(FlightSettings {
+                max_entries: settings.max_entries,
+                idle_ttl: Some(settings.idle_ttl),
+                refresh_margin: settings.refresh_margin,
+                stale_on_error: Some(report_stale),
             }),
             metrics: None,
         }
@@ -617,21 +429,9 @@ impl CredentialCache {
         self
     }
 
-    fn count(&self, link: Option<CredentialLink>, record: impl FnOnce(&Metrics, CredentialLink)) {
-        if let (Some(metrics), Some(link)) = (&self.metrics, link) {
-            record(metrics, link);
-        }
-    }
-
     /// The settings it was made with.
     pub fn settings(&self) -> &CacheSettings {
         &self.settings
-    }
-
-    /// Critical sections are short and never span an `.await`; a panic inside
-    /// one leaves the maps consistent, so poisoning is ignored.
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The credentials for `key`: cached ones if they remain valid for more
@@ -641,8 +441,8 @@ impl CredentialCache {
     /// errors included; errors are not kept for later calls. When a refresh
     /// fails while the previous credentials are still valid, those are
     /// returned (with a warning) and the next call tries again. Credentials
-    /// are never returned at or past their expiry. If the caller running the
-    /// load is cancelled, a waiting caller runs its own loader instead.
+    /// are never returned at or past their expiry. If the caller that started
+    /// the load goes away, the callers waiting for it carry it on.
     pub async fn get_or_load<F, Fut, E>(
         &self,
         key: &CacheKey,
@@ -650,7 +450,7 @@ impl CredentialCache {
     ) -> Result<ExpiringCredentials, CacheError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<ExpiringCredentials, E>>,
+        Fut: Future<Output = Result<ExpiringCredentials, E>> + Send + 'static,
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
         self.get_or_load_for(None, key, loader).await
@@ -666,165 +466,62 @@ impl CredentialCache {
     ) -> Result<ExpiringCredentials, CacheError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<ExpiringCredentials, E>>,
+        Fut: Future<Output = Result<ExpiringCredentials, E>> + Send + 'static,
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
-        let mut loader = Some(loader);
-        let mut counted = false;
-        loop {
-            match self.step(key, link, &mut counted) {
-                Step::Hit(value) => return Ok(value),
-                Step::Wait(mut outcome) => {
-                    let outcome = outcome
-                        .wait_for(Option::is_some)
-                        .await
-                        .ok()
-                        .and_then(|o| o.clone());
-                    match outcome {
-                        Some(Ok(value)) if value.expires_at > Instant::now() => return Ok(value),
-                        Some(Err(error)) => return Err(error),
-                        // Abandoned, or expired while this task was asleep.
-                        _ => continue,
-                    }
-                }
-                Step::Load(flight, previous) => {
-                    // A caller leads at most one load, and returns after it.
-                    let load = loader
-                        .take()
-                        .expect("a caller runs its loader at most once");
-                    tracing::debug!(identity = %key, "loading credentials");
-                    let loaded = load().await;
-                    let now = Instant::now();
-                    let outcome = match loaded {
-                        Ok(value) if value.expires_at > now => Ok(value),
+        let metrics = self.metrics.clone().zip(link);
+        let found = self
+            .flights
+            .get_or_load(key, || {
+                tracing::debug!(identity = %key, "loading credentials");
+                let loading = loader();
+                let identity = key.clone();
+                let metrics = metrics.clone();
+                async move {
+                    let outcome = match loading.await {
+                        Ok(fresh) if fresh.expires_at > Instant::now() => {
+                            Ok(Expiring::until(fresh.credentials, fresh.expires_at))
+                        }
                         Ok(_) => Err(CacheError::ExpiredOnArrival {
-                            identity: key.to_string(),
+                            identity: identity.to_string(),
                         }),
                         Err(error) => Err(CacheError::Load(Arc::from(error.into()))),
                     };
-                    return flight.finish(outcome, previous);
+                    if let Some((metrics, link)) = &metrics {
+                        metrics.credential_refresh(*link, outcome.is_ok());
+                    }
+                    outcome
                 }
-            }
+            })
+            .await;
+        if let Some((metrics, link)) = &metrics {
+            metrics.credential_lookup(*link, matches!(found, Ok((_, Answer::Cached))));
         }
-    }
-
-    fn step<'a>(
-        &'a self,
-        key: &'a CacheKey,
-        link: Option<CredentialLink>,
-        counted: &mut bool,
-    ) -> Step<'a> {
-        let now = Instant::now();
-        let settings = &self.settings;
-        let mut inner = self.lock();
-        inner.sweep_if_due(now, settings.idle_ttl);
-        let recency = inner.tick();
-        let hit = inner.entries.get_mut(key).and_then(|entry| {
-            entry.last_used = now;
-            entry.recency = recency;
-            entry
-                .value
-                .as_ref()
-                .filter(|v| v.valid_for(now) > settings.refresh_margin)
-                .cloned()
-        });
-        if let Some(value) = hit {
-            inner.stats.hits += 1;
-            self.count(link, |m, link| m.credential_lookup(link, true));
-            return Step::Hit(value);
-        }
-        let first_pass = !*counted;
-        *counted = true;
-        if first_pass {
-            inner.stats.misses += 1;
-            self.count(link, |m, link| m.credential_lookup(link, false));
-        }
-        if let Some(flight) = inner.entries.get(key).and_then(|e| e.flight.as_ref()) {
-            let outcome = flight.outcome.clone();
-            if first_pass {
-                inner.stats.coalesced += 1;
-            }
-            return Step::Wait(outcome);
-        }
-        inner.next_flight += 1;
-        let id = inner.next_flight;
-        let (sender, receiver) = watch::channel(None);
-        let flight = InFlight {
-            id,
-            outcome: receiver,
-        };
-        let previous = match inner.entries.get_mut(key) {
-            Some(entry) => {
-                entry.flight = Some(flight);
-                // Expired credentials are never handed out again.
-                entry.value = entry.value.take().filter(|v| v.expires_at > now);
-                entry.value.clone()
-            }
-            None => {
-                inner.make_room(now, settings);
-                inner.entries.insert(
-                    key.clone(),
-                    Entry {
-                        value: None,
-                        flight: Some(flight),
-                        last_used: now,
-                        recency,
-                    },
-                );
-                None
-            }
-        };
-        inner.stats.loads += 1;
-        Step::Load(
-            Flight {
-                cache: self,
-                key,
-                link,
-                id,
-                sender,
-                finished: false,
-            },
-            previous,
-        )
+        let (found, _) = found?;
+        Ok(ExpiringCredentials {
+            credentials: found.value,
+            // Credentials are only ever kept with an expiry; were one missing,
+            // treating them as expiring now is the safe reading.
+            expires_at: found.expires_at.unwrap_or_else(Instant::now),
+        })
     }
 
     /// Forgets the credentials of `key` (e.g. after the cloud rejected them);
     /// a load in progress still completes. Returns whether an entry was held.
     pub fn invalidate(&self, key: &CacheKey) -> bool {
-        let mut inner = self.lock();
-        match inner.entries.get_mut(key) {
-            Some(entry) if entry.flight.is_some() => {
-                entry.value = None;
-                true
-            }
-            Some(_) => {
-                inner.entries.remove(key);
-                true
-            }
-            None => false,
-        }
+        self.flights.invalidate(key)
     }
 
     /// The counters and the current size.
     pub fn stats(&self) -> CacheStats {
-        let inner = self.lock();
-        CacheStats {
-            size: inner.entries.len(),
-            ..inner.stats
-        }
+        self.flights.stats()
     }
 
     /// For tests: the cached credentials age by `by`, as if that much time
     /// had passed (they expire, and enter the refresh margin, `by` sooner).
     #[doc(hidden)]
     pub fn age(&self, by: Duration) {
-        for entry in self.lock().entries.values_mut() {
-            if let Some(value) = &mut entry.value
-                && let Some(earlier) = value.expires_at.checked_sub(by)
-            {
-                value.expires_at = earlier;
-            }
-        }
+        self.flights.age(by);
     }
 }
 
@@ -867,21 +564,30 @@ mod tests {
 
     /// A loader that counts its calls, waits `delay`, then issues `id` valid
     /// for `secs`.
-    async fn issue(
-        calls: &AtomicUsize,
+    fn issue(
+        calls: &Arc<AtomicUsize>,
         delay: Duration,
         id: &str,
         secs: u64,
-    ) -> Result<ExpiringCredentials, Refused> {
-        calls.fetch_add(1, Ordering::SeqCst);
-        pause(delay).await;
-        Ok(valid_for(id, secs))
+    ) -> impl Future<Output = Result<ExpiringCredentials, Refused>> + Send + 'static {
+        let (calls, id) = (calls.clone(), id.to_string());
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            pause(delay).await;
+            Ok(valid_for(&id, secs))
+        }
     }
 
-    async fn refuse(calls: &AtomicUsize, delay: Duration) -> Result<ExpiringCredentials, Refused> {
-        calls.fetch_add(1, Ordering::SeqCst);
-        pause(delay).await;
-        Err(Refused("AccessDenied"))
+    fn refuse(
+        calls: &Arc<AtomicUsize>,
+        delay: Duration,
+    ) -> impl Future<Output = Result<ExpiringCredentials, Refused>> + Send + 'static {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            pause(delay).await;
+            Err(Refused("AccessDenied"))
+        }
     }
 
     /// Yields at least once, as a network call would, so that concurrent
@@ -902,7 +608,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn miss_then_hit() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         let first = cache
             .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))
@@ -931,7 +637,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn aged_credentials_are_refreshed_as_if_the_time_had_passed() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         cache
             .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))
@@ -955,7 +661,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn reused_until_the_margin_then_refreshed_once() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         let got = cache
             .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))
@@ -993,7 +699,7 @@ mod tests {
             refresh_margin: Duration::from_secs(900),
             ..CacheSettings::default()
         });
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         cache
             .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))
@@ -1010,7 +716,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn concurrent_refresh_inside_the_margin_loads_once() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         cache
             .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))
@@ -1032,11 +738,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn single_flight_on_a_cold_key() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         let results = join_all(
             (0..100)
-                .map(|_| cache.get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))),
+                // As long as an STS call takes: every caller arrives during it.
+                .map(|_| {
+                    cache.get_or_load(&k, || {
+                        issue(&calls, Duration::from_millis(50), "STS.one", 3600)
+                    })
+                }),
         )
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -1065,7 +776,7 @@ mod tests {
                     // Callers arrive over the 30 s the loader takes.
                     tokio::time::sleep(Duration::from_millis(i * 300)).await;
                     cache
-                        .get_or_load(&k, || async {
+                        .get_or_load(&k, || async move {
                             calls.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_secs(30)).await;
                             Ok::<_, Refused>(valid_for("STS.slow", 3600))
@@ -1084,7 +795,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn errors_are_shared_with_waiters_but_not_cached() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         let results = join_all(
             (0..20).map(|_| cache.get_or_load(&k, || refuse(&calls, Duration::from_secs(1)))),
@@ -1113,7 +824,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failed_refresh_inside_the_margin_serves_the_current_credentials() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         cache
             .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))
@@ -1141,7 +852,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn never_past_expiry() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         // Shorter-lived than the margin: usable now, reloaded on every call.
         let got = cache
@@ -1169,7 +880,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn credentials_expiring_during_the_refresh_are_not_served() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         cache
             .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))
@@ -1187,7 +898,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_waiter_never_takes_credentials_that_expired_while_it_slept() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         let mut leader = std::pin::pin!(cache.get_or_load(&k, || issue(
             &calls,
@@ -1213,7 +924,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn expired_entry_with_a_failing_loader_returns_the_error() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         cache
             .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))
@@ -1253,14 +964,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_cancelled_loader_hands_over_to_a_waiter() {
+    async fn a_cancelled_loader_leaves_its_load_to_the_waiters() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         let leader = tokio::time::timeout(
             Duration::from_secs(1),
             cache.get_or_load(&k, || {
-                issue(&calls, Duration::from_secs(10), "STS.lost", 3600)
+                issue(&calls, Duration::from_secs(10), "STS.first", 3600)
             }),
         );
         let waiters = join_all((0..5).map(|_| {
@@ -1270,9 +981,10 @@ mod tests {
         }));
         let (leader, waiters) = tokio::join!(leader, waiters);
         assert!(leader.is_err(), "the leader should have timed out");
-        assert!(waiters.iter().all(|r| id_of(r) == "STS.two"));
-        // The abandoned load, then exactly one more for all the waiters.
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // The waiters carried the leader's STS call on: no second call, and
+        // none of them failed for the leader's going away.
+        assert!(waiters.iter().all(|r| id_of(r) == "STS.first"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(cache.stats().size, 1);
     }
 
@@ -1282,7 +994,7 @@ mod tests {
             max_entries: 3,
             ..CacheSettings::default()
         });
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         for name in ["a", "b", "c"] {
             cache
                 .get_or_load(&key(name), || issue(&calls, Duration::ZERO, name, 3600))
@@ -1326,7 +1038,7 @@ mod tests {
             idle_ttl: Duration::from_secs(600),
             ..CacheSettings::default()
         });
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         for name in ["idle", "busy"] {
             cache
                 .get_or_load(&key(name), || issue(&calls, Duration::ZERO, name, 3600))
@@ -1354,7 +1066,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn expired_entries_are_evicted() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         cache
             .get_or_load(&key("short"), || issue(&calls, Duration::ZERO, "s", 300))
             .await
@@ -1375,7 +1087,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn invalidate_forgets_credentials() {
         let cache = CredentialCache::default();
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let k = key("a");
         cache
             .get_or_load(&k, || issue(&calls, Duration::ZERO, "STS.one", 3600))

@@ -794,27 +794,35 @@ impl CredentialChain {
         })?;
         let key = CacheKey::oidc(&role_arn, provider, &token.subject);
         let session = self.settings.pod_session_name(pod);
-        let request = RoleRequest {
-            role_arn: &role_arn,
-            session_name: &session,
-            duration_seconds: Some(self.settings.session_duration),
-            external_id: None,
-        };
+        let duration = self.settings.session_duration;
+        // The load is shared with the Mounts that wait for it and outlives
+        // this one if it goes away: it owns what it uses.
+        let (sts, provider, oidc_token) =
+            (self.sts.clone(), provider.to_string(), token.token.clone());
         let loaded = self
             .cache
-            .get_or_load_for(Some(CredentialLink::PodIdentity), &key, || async {
-                let assumed = self
-                    .sts
-                    .assume_role_with_oidc(
-                        &request,
-                        provider,
-                        &token.token,
-                        "pod identity (RRSA)",
-                        deadline,
-                    )
-                    .await?;
-                expiring(assumed.credentials, &assumed.expiration)
-            })
+            .get_or_load_for(
+                Some(CredentialLink::PodIdentity),
+                &key,
+                move || async move {
+                    let request = RoleRequest {
+                        role_arn: &role_arn,
+                        session_name: &session,
+                        duration_seconds: Some(duration),
+                        external_id: None,
+                    };
+                    let assumed = sts
+                        .assume_role_with_oidc(
+                            &request,
+                            &provider,
+                            &oidc_token,
+                            "pod identity (RRSA)",
+                            deadline,
+                        )
+                        .await?;
+                    expiring(assumed.credentials, &assumed.expiration)
+                },
+            )
             .await
             .map_err(|e| fail(e.to_string(), is_temporary(&e)))?;
         Ok(PodIdentity::Resolved(Resolved {
@@ -832,15 +840,21 @@ impl CredentialChain {
         const LINK: &str = "provider RRSA";
         let provider = self.settings.oidc_provider_arn.clone().unwrap_or_default();
         let key = CacheKey::oidc(&rrsa.role_arn, &provider, "the provider's service account");
-        let request = RoleRequest {
-            role_arn: &rrsa.role_arn,
-            session_name: &self.settings.session_name,
-            duration_seconds: Some(self.settings.session_duration),
-            external_id: None,
-        };
+        let (sts, rrsa, session, duration) = (
+            self.sts.clone(),
+            rrsa.clone(),
+            self.settings.session_name.clone(),
+            self.settings.session_duration,
+        );
         let loaded = self
             .cache
-            .get_or_load_for(Some(CredentialLink::ProviderRrsa), &key, || async {
+            .get_or_load_for(Some(CredentialLink::ProviderRrsa), &key, move || async move {
+                let request = RoleRequest {
+                    role_arn: &rrsa.role_arn,
+                    session_name: &session,
+                    duration_seconds: Some(duration),
+                    external_id: None,
+                };
                 // Read at every refresh: kubelet rotates the projected token.
                 let token = tokio::fs::read_to_string(&rrsa.token_file).await.map_err(|e| {
                     format!(
@@ -849,8 +863,7 @@ impl CredentialChain {
                     )
                 })?;
                 let token = Sensitive(token.trim().to_string());
-                let assumed = self
-                    .sts
+                let assumed = sts
                     .assume_role_with_oidc(&request, &provider, &token, "provider RRSA", deadline)
                     .await?;
                 expiring(assumed.credentials, &assumed.expiration)
@@ -905,13 +918,12 @@ impl CredentialChain {
         let key = CacheKey::ecs_ram_role(role);
         let loaded = self
             .cache
-            .get_or_load_for(Some(CredentialLink::EcsRamRole), &key, || async {
-                let fetched = self
-                    .imds
-                    .role_credentials()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                expiring(fetched.credentials, &fetched.expiration)
+            .get_or_load_for(Some(CredentialLink::EcsRamRole), &key, {
+                let imds = self.imds.clone();
+                move || async move {
+                    let fetched = imds.role_credentials().await.map_err(|e| e.to_string())?;
+                    expiring(fetched.credentials, &fetched.expiration)
+                }
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -980,12 +992,26 @@ impl CredentialChain {
         };
         let loaded = self
             .cache
-            .get_or_load_for(Some(link_label), key, || async {
-                let assumed = self
-                    .sts
-                    .assume_role(base, request, source, deadline)
-                    .await?;
-                expiring(assumed.credentials, &assumed.expiration)
+            .get_or_load_for(Some(link_label), key, {
+                let (sts, base) = (self.sts.clone(), base.clone());
+                let (role_arn, session_name) = (
+                    request.role_arn.to_string(),
+                    request.session_name.to_string(),
+                );
+                let (duration_seconds, external_id) = (
+                    request.duration_seconds,
+                    request.external_id.map(str::to_string),
+                );
+                move || async move {
+                    let request = RoleRequest {
+                        role_arn: &role_arn,
+                        session_name: &session_name,
+                        duration_seconds,
+                        external_id: external_id.as_deref(),
+                    };
+                    let assumed = sts.assume_role(&base, &request, source, deadline).await?;
+                    expiring(assumed.credentials, &assumed.expiration)
+                }
             })
             .await
             .map_err(|e| failed(link, e))?;

@@ -6,19 +6,17 @@
 //! cache keeps answers (a role or none) for a TTL and lets one GET serve
 //! every concurrent lookup of the same account.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::FutureExt as _;
-use futures::future::Shared;
-
 use crate::http::{read_capped, transport_cause};
+use crate::singleflight::{Expiring, Settings as FlightSettings, SingleFlight};
 use crate::spc::Sensitive;
 
 /// The ServiceAccount annotation that names the pod's RAM role.
@@ -590,121 +588,21 @@ type FetchFuture = Pin<Box<dyn Future<Output = FetchResult> + Send>>;
 type Fetcher = Arc<dyn Fn(String, String) -> FetchFuture + Send + Sync>;
 type Key = (String, String);
 
-enum Slot {
-    Ready {
-        role_arn: Option<String>,
-        /// On the tokio clock, so that tests can pause it.
-        expires: tokio::time::Instant,
-    },
-    /// A GET in progress; every lookup of the key awaits the same one.
-    Flight {
-        id: u64,
-        future: Shared<FetchFuture>,
-    },
-}
-
-struct Entry {
-    used: u64,
-    slot: Slot,
-}
-
-#[derive(Default)]
-struct CacheState {
-    entries: HashMap<Key, Entry>,
-    /// Last use → key, oldest first, for eviction.
-    order: BTreeMap<u64, Key>,
-    clock: u64,
-    flights: u64,
-}
-
-impl CacheState {
-    fn touch(&mut self, key: &Key) {
-        self.clock += 1;
-        let clock = self.clock;
-        if let Some(entry) = self.entries.get_mut(key) {
-            self.order.remove(&entry.used);
-            entry.used = clock;
-            self.order.insert(clock, key.clone());
-        }
-    }
-
-    fn insert(&mut self, key: Key, slot: Slot, max_entries: usize) {
-        self.clock += 1;
-        if let Some(old) = self.entries.insert(
-            key.clone(),
-            Entry {
-                used: self.clock,
-                slot,
-            },
-        ) {
-            self.order.remove(&old.used);
-        }
-        self.order.insert(self.clock, key);
-        while self.entries.len() > max_entries.max(1) {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            // An evicted flight still answers those awaiting it; its result
-            // is just not kept.
-            self.entries.remove(&oldest);
-        }
-    }
-
-    fn remove(&mut self, key: &Key) {
-        if let Some(old) = self.entries.remove(key) {
-            self.order.remove(&old.used);
-        }
-    }
+/// The role ARN of a pod's ServiceAccount, from its
+/// `ack.alibabacloud.com/role-arn` annotation, cached per
+/// (namespace, ServiceAccount) with a TTL and a size bound in the host's
+/// single-flight cache ([`crate::singleflight`]): one GET serves all
+/// concurrent lookups of an account. Cheap to clone.
+#[derive(Clone)]
+pub struct RoleArnLookup {
+    inner: Arc<LookupInner>,
 }
 
 struct LookupInner {
     fetch: Option<Fetcher>,
     client: Option<Arc<KubeClient>>,
     settings: LookupSettings,
-    state: Mutex<CacheState>,
-    lookups: AtomicU64,
-    hits: AtomicU64,
-    joined: AtomicU64,
-    fetches: AtomicU64,
-    errors: AtomicU64,
-}
-
-impl LookupInner {
-    /// Stores a flight's answer, if the entry still belongs to that flight.
-    fn complete(&self, key: &Key, id: u64, result: &FetchResult) {
-        let mut state = self.state.lock().expect("role cache lock");
-        let current = matches!(
-            state.entries.get(key),
-            Some(Entry { slot: Slot::Flight { id: current, .. }, .. }) if *current == id
-        );
-        if result.is_err() {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        if !current {
-            return;
-        }
-        match result {
-            Ok(role_arn) => {
-                if let Some(entry) = state.entries.get_mut(key) {
-                    entry.slot = Slot::Ready {
-                        role_arn: role_arn.clone(),
-                        expires: tokio::time::Instant::now() + self.settings.ttl,
-                    };
-                }
-            }
-            // Errors are not cached: the next lookup asks again.
-            Err(_) => state.remove(key),
-        }
-    }
-}
-
-/// The role ARN of a pod's ServiceAccount, from its
-/// `ack.alibabacloud.com/role-arn` annotation, cached per
-/// (namespace, ServiceAccount) with a TTL and a size bound; one GET serves
-/// all concurrent lookups of an account. Cheap to clone.
-#[derive(Clone)]
-pub struct RoleArnLookup {
-    inner: Arc<LookupInner>,
+    answers: SingleFlight<Key, Option<String>, KubeError>,
 }
 
 impl std::fmt::Debug for RoleArnLookup {
@@ -761,12 +659,12 @@ impl RoleArnLookup {
                 fetch,
                 client,
                 settings,
-                state: Mutex::new(CacheState::default()),
-                lookups: AtomicU64::new(0),
-                hits: AtomicU64::new(0),
-                joined: AtomicU64::new(0),
-                fetches: AtomicU64::new(0),
-                errors: AtomicU64::new(0),
+                answers: SingleFlight::new(FlightSettings {
+                    max_entries: settings.max_entries,
+                    idle_ttl: None,
+                    refresh_margin: Duration::ZERO,
+                    stale_on_error: None,
+                }),
             }),
         }
     }
@@ -786,72 +684,35 @@ impl RoleArnLookup {
                 name: service_account.into(),
             });
         };
-        let inner = &self.inner;
-        inner.lookups.fetch_add(1, Ordering::Relaxed);
         let key: Key = (namespace.to_string(), service_account.to_string());
-        let future = {
-            let mut state = inner.state.lock().expect("role cache lock");
-            let now = tokio::time::Instant::now();
-            let found = match state.entries.get(&key).map(|e| &e.slot) {
-                Some(Slot::Ready { role_arn, expires }) if *expires > now => {
-                    Some(Ok(role_arn.clone()))
+        let ttl = self.inner.settings.ttl;
+        let (answer, _) = self
+            .inner
+            .answers
+            .get_or_load(&key, || {
+                let request = fetch(key.0.clone(), key.1.clone());
+                async move {
+                    // Answers (a role or none) are kept for the TTL from
+                    // their arrival; errors are not kept.
+                    let role_arn = request.await?;
+                    Ok(Expiring::until(role_arn, tokio::time::Instant::now() + ttl))
                 }
-                Some(Slot::Flight { future, .. }) => Some(Err(future.clone())),
-                _ => None,
-            };
-            match found {
-                Some(Ok(role_arn)) => {
-                    state.touch(&key);
-                    inner.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(role_arn);
-                }
-                Some(Err(future)) => {
-                    state.touch(&key);
-                    inner.joined.fetch_add(1, Ordering::Relaxed);
-                    future
-                }
-                None => {
-                    inner.fetches.fetch_add(1, Ordering::Relaxed);
-                    state.flights += 1;
-                    let id = state.flights;
-                    // Weak: a flight kept in the cache must not keep the
-                    // cache alive.
-                    let weak: Weak<LookupInner> = Arc::downgrade(inner);
-                    let request = fetch(key.0.clone(), key.1.clone());
-                    let flight_key = key.clone();
-                    let future: FetchFuture = Box::pin(async move {
-                        let result = request.await;
-                        if let Some(inner) = weak.upgrade() {
-                            inner.complete(&flight_key, id, &result);
-                        }
-                        result
-                    });
-                    let future = future.shared();
-                    state.insert(
-                        key,
-                        Slot::Flight {
-                            id,
-                            future: future.clone(),
-                        },
-                        inner.settings.max_entries,
-                    );
-                    future
-                }
-            }
-        };
-        future.await
+            })
+            .await?;
+        Ok(answer.value)
     }
 
     /// The counters.
     pub fn stats(&self) -> LookupStats {
-        let inner = &self.inner;
+        let answers = self.inner.answers.stats();
         LookupStats {
-            lookups: inner.lookups.load(Ordering::Relaxed),
-            hits: inner.hits.load(Ordering::Relaxed),
-            joined: inner.joined.load(Ordering::Relaxed),
-            fetches: inner.fetches.load(Ordering::Relaxed),
-            errors: inner.errors.load(Ordering::Relaxed),
-            requests: inner
+            lookups: answers.hits + answers.misses,
+            hits: answers.hits,
+            joined: answers.coalesced,
+            fetches: answers.loads,
+            errors: answers.load_failures,
+            requests: self
+                .inner
                 .client
                 .as_ref()
                 .map_or(0, |c| c.stats().requests.load(Ordering::Relaxed)),
@@ -860,26 +721,14 @@ impl RoleArnLookup {
 
     /// ServiceAccounts currently remembered (answers and GETs in flight).
     pub fn cached_entries(&self) -> usize {
-        self.inner
-            .state
-            .lock()
-            .expect("role cache lock")
-            .entries
-            .len()
+        self.inner.answers.stats().size
     }
 
     /// For tests: the cached answers age by `by`, as if that much time had
     /// passed (they expire `by` sooner).
     #[doc(hidden)]
     pub fn age(&self, by: Duration) {
-        let mut state = self.inner.state.lock().expect("role cache lock");
-        for entry in state.entries.values_mut() {
-            if let Slot::Ready { expires, .. } = &mut entry.slot
-                && let Some(earlier) = expires.checked_sub(by)
-            {
-                *expires = earlier;
-            }
-        }
+        self.inner.answers.age(by);
     }
 
     /// Whether a Kubernetes client is configured.
