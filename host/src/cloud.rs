@@ -64,9 +64,6 @@ pub enum ApiError {
     /// The call was not sent: endpoint not allowed or request malformed.
     #[error("{0}")]
     Denied(String),
-    /// No credentials.
-    #[error("{0}")]
-    Credentials(String),
     /// Timed out (per attempt or by the Mount's deadline).
     #[error("{0}")]
     Timeout(String),
@@ -81,7 +78,7 @@ impl ApiError {
         match self {
             ApiError::Service(e) => is_retryable_code(&e.code, e.http_status),
             ApiError::Transport(_) => true,
-            ApiError::Timeout(_) | ApiError::Denied(_) | ApiError::Credentials(_) => false,
+            ApiError::Timeout(_) | ApiError::Denied(_) => false,
         }
     }
 }
@@ -303,7 +300,6 @@ impl CloudClient {
         let code = result.as_ref().err().map(|error| match error {
             ApiError::Service(e) => e.code.as_str(),
             ApiError::Denied(_) => "denied",
-            ApiError::Credentials(_) => "credentials",
             ApiError::Timeout(_) => "timeout",
             ApiError::Transport(_) => "transport",
         });

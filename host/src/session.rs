@@ -10,6 +10,35 @@ use std::time::Instant;
 use crate::cloud::{ApiCall, ApiError, ApiResponse, CloudClient};
 use crate::identity;
 
+/// Why a call of a session failed: the host could not get the Mount's
+/// credentials, or the call itself failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No credentials for the Mount (or for the object's cross-account
+    /// role). Classified by the host, whatever the plugin makes of it.
+    #[error("{message}")]
+    Credentials {
+        /// What went wrong, naming the chain link; never a secret.
+        message: String,
+        /// Whether a later Mount may succeed (throttled or unavailable STS,
+        /// metadata server, ServiceAccount lookup).
+        retryable: bool,
+    },
+    /// The call was sent and failed, or could not be sent.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl SessionError {
+    /// Whether a later Mount may succeed where this one failed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SessionError::Credentials { retryable, .. } => *retryable,
+            SessionError::Api(error) => error.is_retryable(),
+        }
+    }
+}
+
 /// One object's access to the cloud: the shared client, the Mount's region,
 /// deadline and identity, and the object's cross-account role, if any.
 #[derive(Debug)]
@@ -68,7 +97,7 @@ impl CloudSession {
     }
 
     /// Makes one call with the Mount's (or the cross-account) credentials.
-    pub async fn call(&self, call: &ApiCall) -> Result<ApiResponse, ApiError> {
+    pub async fn call(&self, call: &ApiCall) -> Result<ApiResponse, SessionError> {
         let region = self.region.as_str();
         let credentials = self
             .auth
@@ -86,14 +115,14 @@ impl CloudSession {
                     ) => format!("failed to assume cross account role {role} for {object}: {e}"),
                     _ => e.to_string(),
                 };
-                if e.is_retryable() {
-                    ApiError::Transport(message)
-                } else {
-                    ApiError::Credentials(message)
+                SessionError::Credentials {
+                    message,
+                    retryable: e.is_retryable(),
                 }
             })?;
-        self.client
+        Ok(self
+            .client
             .call(call, &credentials, region, self.deadline)
-            .await
+            .await?)
     }
 }

@@ -4,9 +4,11 @@
 
 use super::bindings::alibabacloud_csi::plugin::{alibaba_cloud, http, identity, log, types};
 use super::egress::EgressError;
+use super::store::HostFailure;
 use super::store::{LOG_LINE_MAX, LOG_LINES_PER_FETCH, PluginState};
 use crate::cloud::{ApiCall, ApiError};
 use crate::identity::tokens::token_for_audience;
+use crate::session::SessionError;
 
 impl PluginState {
     /// Counts a host call; past the budget the plugin is stopped (a trap),
@@ -69,9 +71,9 @@ impl alibaba_cloud::Host for PluginState {
                 .spawn(async move { session.call(&call).await })
                 .await
                 .unwrap_or_else(|e| {
-                    Err(ApiError::Transport(format!(
+                    Err(SessionError::Api(ApiError::Transport(format!(
                         "the host failed while sending the call: {e}"
-                    )))
+                    ))))
                 }),
             None => session.call(&call).await,
         };
@@ -84,7 +86,14 @@ impl alibaba_cloud::Host for PluginState {
                 request_id: r.request_id,
             })
             .map_err(|e| match e {
-                ApiError::Service(s) => {
+                SessionError::Credentials { message, retryable } => {
+                    // The host's failure, not the backend's: the fetch ends
+                    // with the host's classification whatever the plugin
+                    // makes of this error (see `Plugin::classify`).
+                    self.host_failure = Some(HostFailure::Credentials { retryable });
+                    alibaba_cloud::ApiError::Credentials(message)
+                }
+                SessionError::Api(ApiError::Service(s)) => {
                     alibaba_cloud::ApiError::Service(alibaba_cloud::ServiceError {
                         http_status: s.http_status,
                         code: s.code,
@@ -92,10 +101,9 @@ impl alibaba_cloud::Host for PluginState {
                         request_id: s.request_id,
                     })
                 }
-                ApiError::Denied(m) => alibaba_cloud::ApiError::Denied(m),
-                ApiError::Credentials(m) => alibaba_cloud::ApiError::Credentials(m),
-                ApiError::Timeout(m) => alibaba_cloud::ApiError::Timeout(m),
-                ApiError::Transport(m) => alibaba_cloud::ApiError::Transport(m),
+                SessionError::Api(ApiError::Denied(m)) => alibaba_cloud::ApiError::Denied(m),
+                SessionError::Api(ApiError::Timeout(m)) => alibaba_cloud::ApiError::Timeout(m),
+                SessionError::Api(ApiError::Transport(m)) => alibaba_cloud::ApiError::Transport(m),
             }))
     }
 }

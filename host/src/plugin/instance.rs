@@ -14,7 +14,7 @@ use super::bindings::{Backend, BackendPre};
 use super::budget::{Account, Class};
 use super::engine::EPOCH_TICK;
 use super::load::{Grants, PluginSource};
-use super::store::{CappedPipe, LimitsHit, PluginState, StoreSpec, new_store};
+use super::store::{CappedPipe, HostFailure, LimitsHit, PluginState, StoreSpec, new_store};
 use super::{FetchError, ObjectRequest, PluginInfo};
 use crate::config::{PluginLimits, PluginRoute, plugin_config_value};
 use crate::session::CloudSession;
@@ -130,6 +130,24 @@ pub enum PluginError {
         /// The cap.
         limit: usize,
     },
+}
+
+/// A plugin's error after a failure of the host's own during its fetch: the
+/// plugin's message (it names the object), the host's kind. A plugin cannot
+/// turn the host's missing credentials into `NOT_FOUND`, nor a throttled STS
+/// into `PERMISSION_DENIED`.
+fn host_classified(error: FetchError, failure: HostFailure) -> FetchError {
+    let message = match error {
+        FetchError::NotFound(m)
+        | FetchError::PermissionDenied(m)
+        | FetchError::InvalidRequest(m)
+        | FetchError::Unavailable(m)
+        | FetchError::Other(m) => m,
+    };
+    match failure {
+        HostFailure::Credentials { retryable: true } => FetchError::Unavailable(message),
+        HostFailure::Credentials { retryable: false } => FetchError::PermissionDenied(message),
+    }
 }
 
 /// `"<kind>: <message>"` for a plugin's typed error.
@@ -396,7 +414,10 @@ impl Plugin {
                 tracing::warn!(plugin = %plugin, error = %message, "plugin trapped");
                 Err(PluginError::Trapped { plugin, message })
             }
-            Ok(Err(fetch_error)) => Err(PluginError::Fetch(fetch_error)),
+            Ok(Err(fetch_error)) => Err(PluginError::Fetch(match hit.host_failure {
+                Some(failure) => host_classified(fetch_error, failure),
+                None => fetch_error,
+            })),
             Ok(Ok(object)) => {
                 if object.contents.len() > self.limits.max_output_bytes {
                     return Err(PluginError::OutputTooLarge {
@@ -526,6 +547,19 @@ mod tests {
 
     fn later() -> Instant {
         Instant::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn the_hosts_failures_decide_the_kind_and_keep_the_plugins_message() {
+        let misread = || FetchError::NotFound("kms GetSecretValue: no credentials: x".into());
+        assert!(matches!(
+            host_classified(misread(), HostFailure::Credentials { retryable: false }),
+            FetchError::PermissionDenied(m) if m == "kms GetSecretValue: no credentials: x"
+        ));
+        assert!(matches!(
+            host_classified(misread(), HostFailure::Credentials { retryable: true }),
+            FetchError::Unavailable(m) if m == "kms GetSecretValue: no credentials: x"
+        ));
     }
 
     #[tokio::test]

@@ -67,6 +67,9 @@ pub(crate) struct PluginState {
     pub(super) log_lines: u32,
     pub(super) host_calls: u32,
     pub(super) host_call_limit_hit: bool,
+    /// A failure of the host's own during the fetch, which decides how the
+    /// fetch fails whatever the plugin reports.
+    pub(super) host_failure: Option<HostFailure>,
 }
 
 impl WasiView for PluginState {
@@ -78,7 +81,19 @@ impl WasiView for PluginState {
     }
 }
 
-/// Which limit, rather than a bug of the plugin, stopped a call.
+/// A failure of the host, not of the plugin or the backend, seen during a
+/// fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostFailure {
+    /// The Mount's credentials could not be obtained for a call.
+    Credentials {
+        /// Whether a later Mount may succeed.
+        retryable: bool,
+    },
+}
+
+/// What the host saw stop or fail a call, rather than a bug of the plugin:
+/// the limits it ran into, and the host's own failures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct LimitsHit {
     /// The plugin's own memory cap.
@@ -87,6 +102,8 @@ pub(crate) struct LimitsHit {
     pub(crate) node_budget: bool,
     /// Its host calls per fetch.
     pub(crate) host_calls: bool,
+    /// A failure of the host's own.
+    pub(crate) host_failure: Option<HostFailure>,
 }
 
 impl PluginState {
@@ -96,6 +113,7 @@ impl PluginState {
             memory: self.limits.memory_exceeded,
             node_budget: self.limits.budget_exhausted,
             host_calls: self.host_call_limit_hit,
+            host_failure: self.host_failure,
         }
     }
 
@@ -178,6 +196,7 @@ pub(crate) fn new_store(engine: &Engine, spec: StoreSpec) -> (Store<PluginState>
             log_lines: 0,
             host_calls: 0,
             host_call_limit_hit: false,
+            host_failure: None,
         },
     );
     store.limiter(|state| &mut state.limits);

@@ -5,7 +5,8 @@
 //!
 //! Names: `echo:<text>`, `config:<key>`, `param:<key>`,
 //! `call:<product>:<action>:<api-version>` (parameters from the object's
-//! `parameters`), `error:<not-found|denied|invalid|unavailable|other>`,
+//! `parameters`), `misread:<product>:<action>:<api-version>` (the same call,
+//! every failure reported as not found, as a careless plugin might), `error:<not-found|denied|invalid|unavailable|other>`,
 //! `panic`, `loop`, `sleep:<ms>`, `alloc:<MiB>`, `big:<bytes>`, `log:<lines>`,
 //! `calls:<n>` (n host calls), `leak:<n>` (n WASI streams, never dropped),
 //! `http:<url>` (GET through the host),
@@ -54,7 +55,7 @@ impl Backend for Testing {
                 .ok_or_else(|| FetchError::InvalidRequest(format!("no parameter {arg:?}")))?
                 .as_bytes()
                 .to_vec(),
-            "call" => {
+            "call" | "misread" => {
                 let mut parts = arg.splitn(3, ':');
                 let (product, action, api_version) = (
                     parts.next().unwrap_or_default(),
@@ -66,8 +67,14 @@ impl Backend for Testing {
                 for (k, v) in &request.parameters {
                     call = call.param(k, v.clone());
                 }
+                let context = format!("{product} {action}");
                 call.send()
-                    .map_err(|e| cloud::default_fetch_error(&format!("{product} {action}"), &e))?
+                    .map_err(|e| match verb {
+                        "misread" => {
+                            FetchError::NotFound(format!("{context}: {}", cloud::describe(&e)))
+                        }
+                        _ => cloud::default_fetch_error(&context, &e),
+                    })?
                     .body
             }
             "error" => {

@@ -300,3 +300,52 @@ async fn the_callers_deadline_is_answered_with_a_clear_message() {
     );
     provider.stop().await;
 }
+
+/// The host's own failures are classified by the host: a plugin that reports
+/// every failed call as "not found" cannot turn missing credentials into
+/// `NOT_FOUND` (kubelet would then report a missing secret), nor a throttled
+/// STS (worth retrying) into anything but `UNAVAILABLE`.
+#[tokio::test]
+async fn the_host_classifies_its_own_failures_whatever_the_plugin_says() {
+    let cloud = FakeCloud::start(default_seed()).await;
+    let mut config = cloud.config();
+    config.plugins.insert("testing".into(), testing_route());
+    let provider = TestProvider::start(config, cloud.env()).await;
+    let object = |role: &str| {
+        Mount::objects(&format!(
+            "- objectName: \"misread:kms:GetSecretValue:2016-01-20\"\n  objectType: testing\n  parameters:\n    SecretName: test\n  crossAccountRoleArn: {role}\n"
+        ))
+    };
+    let missing_role = "acs:ram::1234567890123456:role/no-such-role";
+
+    // The plugin's own reading stands when the host did not fail.
+    let status = provider
+        .mount(Mount::objects(
+            "- objectName: \"misread:kms:GetSecretValue:2016-01-20\"\n  objectType: testing\n  parameters:\n    SecretName: no-such-secret\n",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{}", status.message());
+
+    // STS refuses the role: permission denied, with the plugin's context.
+    let status = provider.mount(object(missing_role)).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "{}",
+        status.message()
+    );
+    assert!(
+        status
+            .message()
+            .contains("kms GetSecretValue: no credentials: failed to assume cross account role"),
+        "{}",
+        status.message()
+    );
+
+    // STS is throttled: unavailable, so that the driver retries.
+    cloud.emulator.inject_fault(Fault::throttling("AssumeRole"));
+    let status = provider.mount(object(missing_role)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
+    provider.stop().await;
+}
