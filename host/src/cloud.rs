@@ -121,11 +121,6 @@ pub struct CloudClient {
     metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// Installs the process-wide rustls crypto provider (ring); idempotent.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Why the cloud client cannot be built (start-up).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -158,7 +153,6 @@ impl CloudClient {
         env: impl IntoIterator<Item = (String, String)>,
         resolve: Vec<(String, std::net::SocketAddr)>,
     ) -> Result<CloudClient, ClientError> {
-        install_crypto_provider();
         let endpoints = EndpointResolver::new(settings, env)?;
         if let Some(problem) = endpoints.problem() {
             tracing::warn!("{problem}: every STS call fails (as upstream's did)");
@@ -168,8 +162,12 @@ impl CloudClient {
         } else {
             crate::http::read_ca_bundle(settings.ca_file.as_ref()).map_err(ClientError::CaFile)?
         };
-        let mut client = CloudClient {
-            http: reqwest::Client::new(),
+        let http = CloudClient::builder(settings, &resolve)
+            .tls_certs_merge(extra_roots.iter().cloned())
+            .build()
+            .map_err(ClientError::Http)?;
+        Ok(CloudClient {
+            http,
             kms_instance_http: Default::default(),
             extra_roots,
             resolve,
@@ -177,20 +175,17 @@ impl CloudClient {
             settings: settings.clone(),
             stats: CloudStats::default(),
             metrics: crate::metrics::Metrics::detached(),
-        };
-        client.http = client
-            .builder()
-            .tls_certs_merge(client.extra_roots.iter().cloned())
-            .build()
-            .map_err(ClientError::Http)?;
-        Ok(client)
+        })
     }
 
     /// The settings every HTTP client of the cloud API shares; the roots are
     /// the caller's.
-    fn builder(&self) -> reqwest::ClientBuilder {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(self.settings.connect_timeout)
+    fn builder(
+        settings: &config::Cloud,
+        resolve: &[(String, std::net::SocketAddr)],
+    ) -> reqwest::ClientBuilder {
+        let mut builder = crate::http::client_builder()
+            .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .redirect(reqwest::redirect::Policy::none())
@@ -198,7 +193,7 @@ impl CloudClient {
                 "csi-secrets-store-provider-alibabacloud/",
                 env!("CARGO_PKG_VERSION")
             ));
-        for (host, addr) in &self.resolve {
+        for (host, addr) in resolve {
             builder = builder.resolve(host, *addr);
         }
         builder
@@ -239,8 +234,7 @@ impl CloudClient {
                 })?;
                 // Only the region's CA (and the operator's), as upstream: a
                 // public CA never vouches for a KMS instance.
-                let client = self
-                    .builder()
+                let client = CloudClient::builder(&self.settings, &self.resolve)
                     .tls_certs_only(
                         std::iter::once(built_in).chain(self.extra_roots.iter().cloned()),
                     )

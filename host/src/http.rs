@@ -1,6 +1,33 @@
 //! Helpers shared by the provider's HTTP clients (the cloud API, the ECS
-//! metadata server, the Kubernetes API): bounded body reads and transport
-//! errors without URLs.
+//! metadata server, the Kubernetes API, plugins' egress): the one builder
+//! they start from (which installs rustls' crypto provider), CA bundles,
+//! bounded body reads and transport errors without URLs.
+
+use std::sync::Once;
+
+/// Installs the process-wide rustls crypto provider (ring), once.
+///
+/// The one place that installs it: every HTTP client of the provider starts
+/// from [`client_builder`], which calls this, so no constructor, `app` or
+/// command has to. Code outside the crate that uses rustls or reqwest on
+/// its own (the tests crate's TLS servers and clients) calls it as
+/// `provider::install_crypto_provider`. If another provider was installed
+/// first, that one stays.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A reqwest client builder with rustls' crypto provider installed: every
+/// HTTP client of the provider starts here (`reqwest::Client::builder` is
+/// refused by clippy elsewhere in the crate, see `host/clippy.toml`).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn client_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+}
 
 /// A transport error and its sources, `: `-joined, without the URL (the
 /// caller names the server once).

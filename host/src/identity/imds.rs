@@ -216,7 +216,6 @@ impl ImdsClient {
     /// [`ImdsClient::problem`]; every request for role credentials then fails
     /// with it, and nothing is sent.
     pub fn new(settings: ImdsSettings) -> Result<ImdsClient, ImdsError> {
-        crate::cloud::install_crypto_provider();
         let base = check_base_url(&settings.base_url).map_err(ImdsError::Config)?;
         let role_problem = match &settings.role_name {
             Some(role) if !is_role_name(role) => Some(format!(
@@ -225,7 +224,7 @@ impl ImdsClient {
             )),
             _ => None,
         };
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             // The metadata address must never be sent to a proxy: the proxy
             // would get the instance's credentials, and answer for its own host.
             .no_proxy()

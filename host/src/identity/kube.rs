@@ -246,9 +246,8 @@ impl KubeClient {
     /// Builds the client: reads the CA and the token now, so that a broken
     /// mount shows at start-up rather than at the first pod.
     pub fn new(config: KubeConfig) -> Result<KubeClient, KubeError> {
-        crate::cloud::install_crypto_provider();
         let base = check_base_url(&config.base_url)?;
-        let mut builder = reqwest::Client::builder()
+        let mut builder = crate::http::client_builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -198,7 +198,6 @@ impl Egress {
         max_response_bytes: usize,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Egress, SetupError> {
-        crate::cloud::install_crypto_provider();
         let origins = origins
             .iter()
             .map(|o| parse_origin(o))
@@ -210,7 +209,7 @@ impl Egress {
             grant_key: format!("plugins.{object_type}.capabilities.allow_internal_addresses"),
         });
         let redirect_policy = policy.clone();
-        let mut builder = reqwest::Client::builder();
+        let mut builder = crate::http::client_builder();
         if let Some(ca_file) = ca_file {
             for cert in crate::http::read_ca_bundle(ca_file).map_err(SetupError::CaFile)? {
                 builder = builder.add_root_certificate(cert);
