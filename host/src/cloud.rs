@@ -15,6 +15,8 @@ use alibabacloud_signature::{EMPTY_SHA256, canonical_query, v3};
 use rand::Rng as _;
 
 use crate::config;
+use crate::http::BodyError;
+pub use crate::http::CaBundleError;
 use crate::spc::Sensitive;
 use endpoint::{Endpoint, EndpointResolver};
 
@@ -129,7 +131,7 @@ pub enum ClientError {
     Endpoint(#[from] endpoint::SettingError),
     /// `cloud.ca_file` cannot be read or holds no certificate.
     #[error("cloud.ca_file: {0}")]
-    CaFile(String),
+    CaFile(#[source] CaBundleError),
     /// The TLS stack refused the settings.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[source] reqwest::Error),
@@ -438,12 +440,9 @@ impl CloudClient {
             .to_string();
         let body = crate::http::read_capped(response, self.settings.max_response_bytes)
             .await
-            .map_err(|e| {
-                if e.contains("larger than") {
-                    format!("{e} (config key cloud.max_response_bytes)")
-                } else {
-                    e
-                }
+            .map_err(|e| match e {
+                BodyError::TooLarge { .. } => format!("{e} (config key cloud.max_response_bytes)"),
+                BodyError::TimedOut | BodyError::Read(_) => e.to_string(),
             })
             .map_err(|e| {
                 ApiError::Transport(format!(

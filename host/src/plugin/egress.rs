@@ -182,7 +182,7 @@ pub(crate) enum SetupError {
     Origin(String),
     /// The route's `http_ca_file` cannot be used.
     #[error("http_ca_file: {0}")]
-    CaFile(String),
+    CaFile(#[source] crate::http::CaBundleError),
     /// reqwest refused the client's settings.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
@@ -316,7 +316,7 @@ impl Egress {
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
                 .collect();
-            let body = crate::http::read_capped_body(response, self.max_response_bytes)
+            let body = crate::http::read_capped(response, self.max_response_bytes)
                 .await
                 .map_err(|e| match e {
                     BodyError::TooLarge { .. } => EgressError::TooLarge(format!(
