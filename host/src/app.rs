@@ -39,7 +39,13 @@ pub enum StartError {
     Region(String),
     /// The identity settings (environment or `[identity]`) are invalid.
     #[error("invalid identity settings: {0}")]
-    Identity(String),
+    Identity(#[from] crate::identity::SettingsError),
+    /// The ECS metadata client cannot be built (`identity.metadata_url`).
+    #[error("invalid identity settings: {0}")]
+    Metadata(#[source] crate::identity::imds::ImdsError),
+    /// The Kubernetes client cannot be built (`identity.kubernetes_url`).
+    #[error("invalid identity settings: {0}")]
+    Kubernetes(#[source] crate::identity::kube::KubeError),
     /// The configuration does not fit the container's memory limit.
     #[error(transparent)]
     Memory(#[from] crate::memory::OverLimit),
@@ -110,7 +116,7 @@ pub async fn provider_resolving(
     );
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let id = &config.identity;
-    let settings = IdentitySettings::new(lookup, id).map_err(StartError::Identity)?;
+    let settings = IdentitySettings::new(lookup, id)?;
     // Settings upstream started with and that fail (or may fail) per
     // Mount: a warning now, the error on the Mounts they affect.
     for warning in &settings.warnings {
@@ -121,7 +127,7 @@ pub async fn provider_resolving(
             base_url: id.metadata_url.clone(),
             ..ImdsSettings::from_env(lookup)
         })
-        .map_err(|e| StartError::Identity(e.to_string()))?,
+        .map_err(StartError::Metadata)?,
     );
     if let Some(problem) = imds.problem() {
         tracing::warn!("{problem}: the ECS RAM role link fails on every Mount that reaches it");
@@ -167,7 +173,7 @@ pub async fn provider_resolving(
             id.kubernetes_token_file.clone(),
             non_empty(&id.kubernetes_ca_file),
         ))
-        .map_err(|e| StartError::Identity(e.to_string()))?;
+        .map_err(StartError::Kubernetes)?;
         RoleArnLookup::new(Some(kube), lookup_settings)
     };
     let credentials = CredentialChain::new(

@@ -15,6 +15,8 @@ use alibabacloud_signature::{EMPTY_SHA256, canonical_query, v3};
 use rand::Rng as _;
 
 use crate::config;
+use crate::http::BodyError;
+pub use crate::http::CaBundleError;
 use crate::spc::Sensitive;
 use endpoint::{Endpoint, EndpointResolver};
 
@@ -118,11 +120,6 @@ pub struct CloudClient {
     metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// Installs the process-wide rustls crypto provider (ring); idempotent.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Why the cloud client cannot be built (start-up).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -131,7 +128,7 @@ pub enum ClientError {
     Endpoint(#[from] endpoint::SettingError),
     /// `cloud.ca_file` cannot be read or holds no certificate.
     #[error("cloud.ca_file: {0}")]
-    CaFile(String),
+    CaFile(#[source] CaBundleError),
     /// The TLS stack refused the settings.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[source] reqwest::Error),
@@ -155,7 +152,6 @@ impl CloudClient {
         env: impl IntoIterator<Item = (String, String)>,
         resolve: Vec<(String, std::net::SocketAddr)>,
     ) -> Result<CloudClient, ClientError> {
-        install_crypto_provider();
         let endpoints = EndpointResolver::new(settings, env)?;
         if let Some(problem) = endpoints.problem() {
             tracing::warn!("{problem}: every STS call fails (as upstream's did)");
@@ -165,8 +161,12 @@ impl CloudClient {
         } else {
             crate::http::read_ca_bundle(settings.ca_file.as_ref()).map_err(ClientError::CaFile)?
         };
-        let mut client = CloudClient {
-            http: reqwest::Client::new(),
+        let http = CloudClient::builder(settings, &resolve)
+            .tls_certs_merge(extra_roots.iter().cloned())
+            .build()
+            .map_err(ClientError::Http)?;
+        Ok(CloudClient {
+            http,
             kms_instance_http: Default::default(),
             extra_roots,
             resolve,
@@ -174,20 +174,17 @@ impl CloudClient {
             settings: settings.clone(),
             stats: CloudStats::default(),
             metrics: crate::metrics::Metrics::detached(),
-        };
-        client.http = client
-            .builder()
-            .tls_certs_merge(client.extra_roots.iter().cloned())
-            .build()
-            .map_err(ClientError::Http)?;
-        Ok(client)
+        })
     }
 
     /// The settings every HTTP client of the cloud API shares; the roots are
     /// the caller's.
-    fn builder(&self) -> reqwest::ClientBuilder {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(self.settings.connect_timeout)
+    fn builder(
+        settings: &config::Cloud,
+        resolve: &[(String, std::net::SocketAddr)],
+    ) -> reqwest::ClientBuilder {
+        let mut builder = crate::http::client_builder()
+            .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .redirect(reqwest::redirect::Policy::none())
@@ -195,7 +192,7 @@ impl CloudClient {
                 "csi-secrets-store-provider-alibabacloud/",
                 env!("CARGO_PKG_VERSION")
             ));
-        for (host, addr) in &self.resolve {
+        for (host, addr) in resolve {
             builder = builder.resolve(host, *addr);
         }
         builder
@@ -236,8 +233,7 @@ impl CloudClient {
                 })?;
                 // Only the region's CA (and the operator's), as upstream: a
                 // public CA never vouches for a KMS instance.
-                let client = self
-                    .builder()
+                let client = CloudClient::builder(&self.settings, &self.resolve)
                     .tls_certs_only(
                         std::iter::once(built_in).chain(self.extra_roots.iter().cloned()),
                     )
@@ -440,12 +436,9 @@ impl CloudClient {
             .to_string();
         let body = crate::http::read_capped(response, self.settings.max_response_bytes)
             .await
-            .map_err(|e| {
-                if e.contains("larger than") {
-                    format!("{e} (config key cloud.max_response_bytes)")
-                } else {
-                    e
-                }
+            .map_err(|e| match e {
+                BodyError::TooLarge { .. } => format!("{e} (config key cloud.max_response_bytes)"),
+                BodyError::TimedOut | BodyError::Read(_) => e.to_string(),
             })
             .map_err(|e| {
                 ApiError::Transport(format!(

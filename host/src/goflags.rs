@@ -223,18 +223,44 @@ fn klog_level(value: OsString) -> OsString {
     }
 }
 
+/// Why a text is not a duration [`parse_go_duration`] accepts; each variant
+/// holds the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Not a sequence of numbers with units.
+    #[error("invalid duration {0:?}")]
+    Invalid(String),
+    /// Below zero.
+    #[error("{0:?} is negative")]
+    Negative(String),
+    /// A number without a unit.
+    #[error("missing unit in duration {0:?}")]
+    MissingUnit(String),
+    /// A unit other than `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`.
+    #[error("unknown unit {unit:?} in duration {text:?}")]
+    UnknownUnit {
+        /// The unit.
+        unit: String,
+        /// The text.
+        text: String,
+    },
+    /// Longer than Go's `time.Duration` holds (about 292 years).
+    #[error("duration {0:?} is too long")]
+    TooLong(String),
+}
+
 /// Go's `time.ParseDuration`, limited to durations that are not negative:
 /// a sequence of decimal numbers, each with an optional fraction and a unit
 /// (`ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`, `h`), such as `1.5s`, `1h30m`,
 /// `300ms`; or `0`.
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration {text:?}");
+pub fn parse_go_duration(text: &str) -> Result<Duration, DurationError> {
+    let invalid = || DurationError::Invalid(text.to_string());
     let mut rest = text.strip_prefix('+').unwrap_or(text);
     if let Some(magnitude) = rest.strip_prefix('-') {
         if !magnitude.is_empty() && magnitude.chars().all(|c| c == '0') {
             return Ok(Duration::ZERO);
         }
-        return Err(format!("{text:?} is negative"));
+        return Err(DurationError::Negative(text.to_string()));
     }
     if rest == "0" {
         return Ok(Duration::ZERO);
@@ -267,8 +293,13 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            "" => return Err(format!("missing unit in duration {text:?}")),
-            _ => return Err(format!("unknown unit {unit:?} in duration {text:?}")),
+            "" => return Err(DurationError::MissingUnit(text.to_string())),
+            _ => {
+                return Err(DurationError::UnknownUnit {
+                    unit: unit.to_string(),
+                    text: text.to_string(),
+                });
+            }
         };
         let int: u128 = if int_part.is_empty() {
             0
@@ -288,7 +319,7 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             .and_then(|n| n.checked_add(frac))
             .and_then(|n| total.checked_add(n))
             .filter(|n| *n <= i64::MAX as u128)
-            .ok_or_else(|| format!("duration {text:?} is too long"))?;
+            .ok_or_else(|| DurationError::TooLong(text.to_string()))?;
         rest = after;
     }
     Ok(Duration::from_nanos(total as u64))
@@ -513,7 +544,7 @@ mod tests {
             assert!(parse_go_duration(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
-            parse_go_duration("5").unwrap_err(),
+            parse_go_duration("5").unwrap_err().to_string(),
             "missing unit in duration \"5\""
         );
     }

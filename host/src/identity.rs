@@ -25,9 +25,9 @@ fn test_env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
 
 pub use chain::{
     CROSS_ACCOUNT_LINK, CredentialChain, CredentialError, DEFAULT_PROVIDER_TOKEN_FILE,
-    DEFAULT_SESSION_NAME, IdentitySettings, MountIdentity, NODE_PUBLISH_ACCESS_KEY,
+    DEFAULT_SESSION_NAME, IdentitySettings, InvalidRoleArn, MountIdentity, NODE_PUBLISH_ACCESS_KEY,
     NODE_PUBLISH_ACCESS_SECRET, NODE_PUBLISH_SECURITY_TOKEN, OwnedMountIdentity, ProviderRrsa,
-    RamRole, Resolved, check_role_arn,
+    RamRole, Resolved, SettingsError, check_role_arn,
 };
 
 /// One Mount's identity: resolved on first use, then shared by every object

@@ -82,6 +82,7 @@ pub mod proto {
     }
 }
 
+pub use http::install_crypto_provider;
 pub use mount::{MountError, Provider};
 
 #[cfg(test)]

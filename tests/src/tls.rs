@@ -75,7 +75,7 @@ impl TlsFront {
     /// a KMS instance host, which the provider then resolves to
     /// [`TlsFront::addr`]).
     pub async fn start_for(ca: &TestCa, backend: &str, names: &[&str]) -> TlsFront {
-        provider::cloud::install_crypto_provider();
+        provider::install_crypto_provider();
         let backend: SocketAddr = backend
             .trim_start_matches("http://")
             .trim_end_matches('/')

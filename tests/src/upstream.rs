@@ -34,7 +34,7 @@ struct StsCredentials {
 impl UpstreamAlgorithm {
     /// Calls `url` (KMS and STS) with an access key that may assume `role_arn`.
     pub fn new(url: &str, access_key_id: &str, access_key_secret: &str, role_arn: &str) -> Self {
-        provider::cloud::install_crypto_provider();
+        provider::install_crypto_provider();
         UpstreamAlgorithm {
             client: reqwest::Client::new(),
             url: url.trim_end_matches('/').to_string(),

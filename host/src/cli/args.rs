@@ -167,19 +167,28 @@ pub(crate) struct MountArgs {
     pub(crate) show_contents: bool,
 }
 
+/// A duration flag that neither Go nor humantime reads: Go's reason (the
+/// upstream provider's flags were Go durations), with examples.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} (e.g. 5s, 1.5s, 500ms, 1m30s)")]
+pub(crate) struct DurationArgError(#[source] goflags::DurationError);
+
 /// A Go duration (`5s`, `1.5s`, `1h30m`, as the upstream provider's flags
 /// took), or humantime's longer forms (`5sec`, `1 min`).
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    goflags::parse_go_duration(text).or_else(|go_error| {
-        humantime::parse_duration(text)
-            .map_err(|_| format!("{go_error} (e.g. 5s, 1.5s, 500ms, 1m30s)"))
-    })
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, DurationArgError> {
+    goflags::parse_go_duration(text)
+        .or_else(|go_error| humantime::parse_duration(text).map_err(|_| DurationArgError(go_error)))
 }
 
-pub(crate) fn parse_key_value(text: &str) -> Result<(String, String), String> {
+/// A `--secret` or `--attribute` without `=`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not KEY=VALUE")]
+pub(crate) struct NotKeyValue(String);
+
+pub(crate) fn parse_key_value(text: &str) -> Result<(String, String), NotKeyValue> {
     text.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+        .ok_or_else(|| NotKeyValue(text.to_string()))
 }
 
 /// The flags of `serve` (and of the command without a subcommand) under the
@@ -349,6 +358,11 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("5sec"), Ok(Duration::from_secs(5)));
-        assert!(parse_duration("5").unwrap_err().contains("missing unit"));
+        assert!(
+            parse_duration("5")
+                .unwrap_err()
+                .to_string()
+                .contains("missing unit")
+        );
     }
 }

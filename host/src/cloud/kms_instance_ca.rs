@@ -180,7 +180,6 @@ mod tests {
             KMS_INSTANCE_CAS.windows(2).all(|w| w[0].0 < w[1].0),
             "sorted, no duplicates (binary search)"
         );
-        crate::cloud::install_crypto_provider();
         for (region, pem) in KMS_INSTANCE_CAS {
             assert!(crate::config::is_valid_region(region), "{region}");
             assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 1, "{region}");
@@ -191,7 +190,7 @@ mod tests {
                 "{region}.pem is not the CA of {region}"
             );
             let cert = reqwest::Certificate::from_pem(pem.as_bytes()).expect(region);
-            reqwest::Client::builder()
+            crate::http::client_builder()
                 .tls_certs_only([cert])
                 .build()
                 .unwrap_or_else(|e| panic!("{region}: {e}"));

@@ -170,6 +170,37 @@ pub struct RamRole {
     pub duration_problem: Option<String>,
 }
 
+/// Why the identity settings stop start-up ([`IdentitySettings::new`]): only
+/// config.toml values do (a bad variable is a warning, as upstream).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// `identity.oidc_provider_arn` is not an OIDC provider ARN.
+    #[error(
+        "identity.oidc_provider_arn: {0:?} must look like acs:ram::<account-id>:oidc-provider/<name>"
+    )]
+    OidcProviderArn(String),
+}
+
+/// A RAM role ARN that is not one ([`check_role_arn`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{arn:?} is not a RAM role ARN (acs:ram::<account-id>:role/<name>)")]
+pub struct InvalidRoleArn {
+    /// The value given.
+    pub arn: String,
+}
+
+/// The provider's own service-account token (provider RRSA) cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read the provider's service account token {}: {source} (chart value rrsa.enable projects it; ALICLOUD_OIDC_TOKEN_FILE moves it)",
+    path.display()
+)]
+struct ProviderTokenError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
 /// What the environment and config.toml configure, read once at start-up.
 #[derive(Debug, Clone)]
 pub struct IdentitySettings {
@@ -215,7 +246,7 @@ impl IdentitySettings {
     pub fn new(
         lookup: impl Fn(&str) -> Option<String>,
         config: &Identity,
-    ) -> Result<IdentitySettings, String> {
+    ) -> Result<IdentitySettings, SettingsError> {
         let get = |name: &str| {
             lookup(name)
                 .map(|v| v.trim().to_string())
@@ -258,9 +289,7 @@ impl IdentitySettings {
             None => {
                 let arn = config.oidc_provider_arn.clone();
                 if !arn.starts_with("acs:ram::") {
-                    return Err(format!(
-                        "identity.oidc_provider_arn: {arn:?} must look like acs:ram::<account-id>:oidc-provider/<name>"
-                    ));
+                    return Err(SettingsError::OidcProviderArn(arn));
                 }
                 Some(arn)
             }
@@ -450,7 +479,7 @@ fn env_access_key(
 }
 
 /// Checks the shape of a RAM role ARN (`acs:ram::<account-id>:role/<name>`).
-pub fn check_role_arn(arn: &str) -> Result<(), String> {
+pub fn check_role_arn(arn: &str) -> Result<(), InvalidRoleArn> {
     let ok = arn
         .strip_prefix("acs:ram::")
         .and_then(|rest| rest.split_once(":role/"))
@@ -463,9 +492,9 @@ pub fn check_role_arn(arn: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{arn:?} is not a RAM role ARN (acs:ram::<account-id>:role/<name>)"
-        ))
+        Err(InvalidRoleArn {
+            arn: arn.to_string(),
+        })
     }
 }
 
@@ -846,30 +875,40 @@ impl CredentialChain {
             self.settings.session_name.clone(),
             self.settings.session_duration,
         );
-        let loaded = self
-            .cache
-            .get_or_load_for(Some(CredentialLink::ProviderRrsa), &key, move || async move {
-                let request = RoleRequest {
-                    role_arn: &rrsa.role_arn,
-                    session_name: &session,
-                    duration_seconds: Some(duration),
-                    external_id: None,
-                };
-                // Read at every refresh: kubelet rotates the projected token.
-                let token = tokio::fs::read_to_string(&rrsa.token_file).await.map_err(|e| {
-                    format!(
-                        "cannot read the provider's service account token {}: {e} (chart value rrsa.enable projects it; ALICLOUD_OIDC_TOKEN_FILE moves it)",
-                        rrsa.token_file.display()
-                    )
-                })?;
-                let token = Sensitive(token.trim().to_string());
-                let assumed = sts
-                    .assume_role_with_oidc(&request, &provider, &token, "provider RRSA", deadline)
-                    .await?;
-                expiring(assumed.credentials, &assumed.expiration)
-            })
-            .await
-            .map_err(|e| failed(LINK, e))?;
+        let loaded =
+            self.cache
+                .get_or_load_for(
+                    Some(CredentialLink::ProviderRrsa),
+                    &key,
+                    move || async move {
+                        let request = RoleRequest {
+                            role_arn: &rrsa.role_arn,
+                            session_name: &session,
+                            duration_seconds: Some(duration),
+                            external_id: None,
+                        };
+                        // Read at every refresh: kubelet rotates the projected token.
+                        let token = tokio::fs::read_to_string(&rrsa.token_file).await.map_err(
+                            |source| ProviderTokenError {
+                                path: rrsa.token_file.clone(),
+                                source,
+                            },
+                        )?;
+                        let token = Sensitive(token.trim().to_string());
+                        let assumed = sts
+                            .assume_role_with_oidc(
+                                &request,
+                                &provider,
+                                &token,
+                                "provider RRSA",
+                                deadline,
+                            )
+                            .await?;
+                        expiring(assumed.credentials, &assumed.expiration)
+                    },
+                )
+                .await
+                .map_err(|e| failed(LINK, e))?;
         Ok(Resolved {
             credentials: loaded.credentials,
             key: Some(key),
@@ -908,7 +947,7 @@ impl CredentialChain {
         })
     }
 
-    async fn ecs_role(&self, _deadline: Instant) -> Result<Resolved, String> {
+    async fn ecs_role(&self, _deadline: Instant) -> Result<Resolved, CacheError> {
         let role = self
             .imds
             .settings()
@@ -921,12 +960,11 @@ impl CredentialChain {
             .get_or_load_for(Some(CredentialLink::EcsRamRole), &key, {
                 let imds = self.imds.clone();
                 move || async move {
-                    let fetched = imds.role_credentials().await.map_err(|e| e.to_string())?;
+                    let fetched = imds.role_credentials().await?;
                     expiring(fetched.credentials, &fetched.expiration)
                 }
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(Resolved {
             credentials: loaded.credentials,
             key: Some(key),
@@ -944,9 +982,9 @@ impl CredentialChain {
         deadline: Instant,
     ) -> Result<Arc<Credentials>, CredentialError> {
         const LINK: &str = CROSS_ACCOUNT_LINK;
-        check_role_arn(role_arn).map_err(|message| CredentialError::Failed {
+        check_role_arn(role_arn).map_err(|e| CredentialError::Failed {
             link: LINK,
-            message,
+            message: e.to_string(),
             retryable: false,
         })?;
         let session = self.settings.cross_account_session_name(pod);
@@ -1034,11 +1072,12 @@ fn link_of(source: &str) -> Option<CredentialLink> {
 }
 
 /// What a credential loader fails with: an [`StsError`] (which knows whether
-/// it is temporary), or a message about the answer.
+/// it is temporary), an [`ImdsError`](super::imds::ImdsError), an
+/// unreadable token file or an unusable `Expiration`.
 type LoadError = Box<dyn std::error::Error + Send + Sync>;
 
 fn expiring(credentials: Credentials, expiration: &str) -> Result<ExpiringCredentials, LoadError> {
-    let expires_at = expiry_from_expiration(expiration).map_err(|e| e.to_string())?;
+    let expires_at = expiry_from_expiration(expiration)?;
     Ok(ExpiringCredentials::new(credentials, expires_at))
 }
 
@@ -1115,7 +1154,10 @@ fn node_publish_credentials(secrets: &BTreeMap<String, Sensitive<String>>) -> No
 mod tests {
     use super::*;
 
-    fn settings(pairs: &[(&str, &str)], config: &Identity) -> Result<IdentitySettings, String> {
+    fn settings(
+        pairs: &[(&str, &str)],
+        config: &Identity,
+    ) -> Result<IdentitySettings, SettingsError> {
         let map: BTreeMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -1289,7 +1331,7 @@ mod tests {
             ..Identity::default()
         };
         let e = settings(&[], &c).unwrap_err();
-        assert!(e.contains("identity.oidc_provider_arn"), "{e}");
+        assert!(e.to_string().contains("identity.oidc_provider_arn"), "{e}");
         // a variable wins over it, as documented, and is only warned about
         let s = settings(
             &[("ALICLOUD_OIDC_PROVIDER_ARN", "acs:ram::1:oidc-provider/p")],

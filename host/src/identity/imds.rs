@@ -152,6 +152,92 @@ pub enum ImdsError {
     },
 }
 
+/// Why no IMDSv2 token could be had. Messages never hold the token.
+#[derive(Debug, thiserror::Error)]
+enum TokenError {
+    /// The request failed: no connection, no answer in time, or a broken one.
+    #[error("{message}")]
+    Transport {
+        /// The server and what went wrong ([`ImdsClient::describe`]).
+        message: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// HTTP 404.
+    #[error("HTTP 404: the metadata server offers no IMDSv2 tokens")]
+    NotOffered,
+    /// HTTP 403.
+    #[error("HTTP 403: the token request was refused")]
+    Refused,
+    /// Another status than 200, 403 or 404.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The answer could not be read.
+    #[error(transparent)]
+    Body(#[from] crate::http::BodyError),
+    /// Not UTF-8 (no source: `FromUtf8Error` would carry the token's bytes).
+    #[error("the token is not UTF-8")]
+    NotUtf8,
+    /// Empty.
+    #[error("the server answered an empty token")]
+    Empty,
+    /// Unusable as a header value.
+    #[error("the token has characters not allowed in an HTTP header")]
+    NotHeaderValue,
+}
+
+/// Why the metadata server's base URL cannot be used ([`check_base_url`]).
+#[derive(Debug, thiserror::Error)]
+enum BaseUrlError {
+    /// Not a URL.
+    #[error("base URL {shown}: {source}")]
+    Unparsable {
+        /// The text, quoted and shortened.
+        shown: String,
+        /// Why.
+        #[source]
+        source: url::ParseError,
+    },
+    /// A URL with more than a scheme, host and port.
+    #[error("base URL {shown} must be http(s)://host[:port] without a path, user or query")]
+    Shape {
+        /// The text, quoted and shortened.
+        shown: String,
+    },
+}
+
+/// Why the credentials JSON cannot be used ([`parse_credentials`]). Names a
+/// field, never its value (except `Code`, which is not secret).
+#[derive(Debug, thiserror::Error)]
+enum AnswerError {
+    /// Not JSON. The parser's error has a position and a reason, no input
+    /// (the body is parsed into a `Value`, which accepts any type).
+    #[error("the answer is not JSON (line {}, column {})", .0.line(), .0.column())]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but not an object.
+    #[error("the answer is not a JSON object")]
+    NotObject,
+    /// `Code` other than `Success` (quoted and shortened).
+    #[error("the server answered Code {0}, not \"Success\"")]
+    Code(String),
+    /// No `Code` string.
+    #[error("the answer has no Code (expected \"Success\")")]
+    NoCode,
+    /// A field is an empty string.
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    /// A field is not a string.
+    #[error("{0} is not a string")]
+    NotString(&'static str),
+    /// A field is absent.
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    /// A field cannot go into a header or the string to sign.
+    #[error("{0} has characters other than visible ASCII")]
+    NotVisibleAscii(&'static str),
+}
+
 /// The instance role's credentials as the metadata server gave them.
 #[derive(Debug, Clone)]
 pub struct ImdsCredentials {
@@ -185,7 +271,7 @@ enum Access {
     Token(Sensitive<String>),
     /// Token-less; keeps why the token request failed, for a later 403.
     V1 {
-        token_failure: String,
+        token_failure: TokenError,
     },
 }
 
@@ -216,8 +302,8 @@ impl ImdsClient {
     /// [`ImdsClient::problem`]; every request for role credentials then fails
     /// with it, and nothing is sent.
     pub fn new(settings: ImdsSettings) -> Result<ImdsClient, ImdsError> {
-        crate::cloud::install_crypto_provider();
-        let base = check_base_url(&settings.base_url).map_err(ImdsError::Config)?;
+        let base =
+            check_base_url(&settings.base_url).map_err(|e| ImdsError::Config(e.to_string()))?;
         let role_problem = match &settings.role_name {
             Some(role) if !is_role_name(role) => Some(format!(
                 "{ENV_ROLE_NAME}={} is not a RAM role name (1 to 64 letters, digits, '.', '-' or '_'), so the ECS RAM role's credentials are not requested",
@@ -225,7 +311,7 @@ impl ImdsClient {
             )),
             _ => None,
         };
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             // The metadata address must never be sent to a proxy: the proxy
             // would get the instance's credentials, and answer for its own host.
             .no_proxy()
@@ -318,7 +404,7 @@ impl ImdsClient {
         let (credentials, expiration) =
             parse_credentials(&body).map_err(|cause| ImdsError::Failed {
                 step: step.clone(),
-                cause,
+                cause: cause.to_string(),
             })?;
         tracing::debug!(
             role = %role,
@@ -362,7 +448,7 @@ impl ImdsClient {
             Ok(token) => Ok(Access::Token(token)),
             Err(cause) if self.settings.imds_v1_disabled => Err(ImdsError::TokenRequired {
                 step: step.into(),
-                cause,
+                cause: cause.to_string(),
             }),
             Err(cause) => {
                 // Once at warn (it is a setting of the instance, not an
@@ -381,7 +467,7 @@ impl ImdsClient {
 
     /// The kept token, or a new one when there is none, it is near its end,
     /// or it is `rejected` (the server answered 401 to it).
-    async fn token(&self, rejected: Option<&str>) -> Result<Sensitive<String>, String> {
+    async fn token(&self, rejected: Option<&str>) -> Result<Sensitive<String>, TokenError> {
         let mut slot = self.token.lock().await;
         if let (Some(rejected), Some(kept)) = (rejected, slot.as_ref())
             && kept.value.0 == rejected
@@ -405,7 +491,7 @@ impl ImdsClient {
         Ok(Sensitive(value))
     }
 
-    async fn put_token(&self) -> Result<String, String> {
+    async fn put_token(&self) -> Result<String, TokenError> {
         self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
         let response = self
             .http
@@ -413,26 +499,29 @@ impl ImdsClient {
             .header(TOKEN_TTL_HEADER, TOKEN_TTL_SECONDS.to_string())
             .send()
             .await
-            .map_err(|e| self.describe(&e))?;
+            .map_err(|source| TokenError::Transport {
+                message: self.describe(&source),
+                source,
+            })?;
         let status = response.status();
         tracing::debug!(status = status.as_u16(), "IMDSv2 token request");
         if status != StatusCode::OK {
             return Err(match status.as_u16() {
-                404 => "HTTP 404: the metadata server offers no IMDSv2 tokens".to_string(),
-                403 => "HTTP 403: the token request was refused".to_string(),
-                _ => format!("HTTP {}", status.as_u16()),
+                404 => TokenError::NotOffered,
+                403 => TokenError::Refused,
+                code => TokenError::Status(code),
             });
         }
         let body = crate::http::read_capped(response, self.settings.max_body_bytes).await?;
         let token = String::from_utf8(body)
-            .map_err(|_| "the token is not UTF-8".to_string())?
+            .map_err(|_| TokenError::NotUtf8)?
             .trim()
             .to_string();
         if token.is_empty() {
-            return Err("the server answered an empty token".into());
+            return Err(TokenError::Empty);
         }
         if HeaderValue::from_str(&token).is_err() {
-            return Err("the token has characters not allowed in an HTTP header".into());
+            return Err(TokenError::NotHeaderValue);
         }
         Ok(token)
     }
@@ -471,7 +560,7 @@ impl ImdsClient {
                         .await
                         .map_err(|cause| ImdsError::Failed {
                             step: step.into(),
-                            cause,
+                            cause: cause.to_string(),
                         })?;
                     return String::from_utf8(body)
                         .map(Some)
@@ -506,7 +595,7 @@ impl ImdsClient {
                 (403, Access::V1 { token_failure }) => {
                     return Err(ImdsError::V2Only {
                         step: step.into(),
-                        cause: token_failure.clone(),
+                        cause: token_failure.to_string(),
                     });
                 }
                 (code, _) => {
@@ -541,9 +630,11 @@ impl ImdsClient {
 }
 
 /// The base URL without a trailing slash, if it is a plain `http(s)://host[:port]`.
-fn check_base_url(text: &str) -> Result<String, String> {
-    let url =
-        url::Url::parse(text.trim()).map_err(|e| format!("base URL {}: {e}", printable(text)))?;
+fn check_base_url(text: &str) -> Result<String, BaseUrlError> {
+    let url = url::Url::parse(text.trim()).map_err(|source| BaseUrlError::Unparsable {
+        shown: printable(text),
+        source,
+    })?;
     if !matches!(url.scheme(), "http" | "https")
         || url.host_str().is_none_or(str::is_empty)
         || !url.username().is_empty()
@@ -552,10 +643,9 @@ fn check_base_url(text: &str) -> Result<String, String> {
         || url.fragment().is_some()
         || url.path() != "/"
     {
-        return Err(format!(
-            "base URL {} must be http(s)://host[:port] without a path, user or query",
-            printable(text)
-        ));
+        return Err(BaseUrlError::Shape {
+            shown: printable(text),
+        });
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
@@ -590,36 +680,27 @@ fn printable(text: &str) -> String {
 
 /// The credentials JSON → credentials and the raw `Expiration`. Errors name
 /// the field, never its value (except `Code`, which is not secret).
-fn parse_credentials(body: &str) -> Result<(Credentials, String), String> {
+fn parse_credentials(body: &str) -> Result<(Credentials, String), AnswerError> {
     // Through `Value`, not a typed struct: serde's type errors can quote the
     // offending value, and that value could be the secret.
-    let json: serde_json::Value = serde_json::from_str(body).map_err(|e| {
-        format!(
-            "the answer is not JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
+    let json: serde_json::Value = serde_json::from_str(body).map_err(AnswerError::NotJson)?;
     let Some(object) = json.as_object() else {
-        return Err("the answer is not a JSON object".into());
+        return Err(AnswerError::NotObject);
     };
-    let field = |name: &str| -> Result<String, String> {
+    let field = |name: &'static str| -> Result<String, AnswerError> {
         match object.get(name) {
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-            Some(serde_json::Value::String(_)) => Err(format!("{name} is empty")),
-            Some(_) => Err(format!("{name} is not a string")),
-            None => Err(format!("{name} is missing")),
+            Some(serde_json::Value::String(_)) => Err(AnswerError::Empty(name)),
+            Some(_) => Err(AnswerError::NotString(name)),
+            None => Err(AnswerError::Missing(name)),
         }
     };
     match object.get("Code") {
         Some(serde_json::Value::String(code)) if code == "Success" => {}
         Some(serde_json::Value::String(code)) => {
-            return Err(format!(
-                "the server answered Code {}, not \"Success\"",
-                printable(code)
-            ));
+            return Err(AnswerError::Code(printable(code)));
         }
-        _ => return Err("the answer has no Code (expected \"Success\")".into()),
+        _ => return Err(AnswerError::NoCode),
     }
     let access_key_id = field("AccessKeyId")?;
     let access_key_secret = field("AccessKeySecret")?;
@@ -633,7 +714,7 @@ fn parse_credentials(body: &str) -> Result<(Credentials, String), String> {
         ("Expiration", &expiration),
     ] {
         if !value.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!("{name} has characters other than visible ASCII"));
+            return Err(AnswerError::NotVisibleAscii(name));
         }
     }
     Ok((
@@ -690,7 +771,7 @@ mod tests {
 
         let failed = GOOD.replace("\"Success\"", "\"Failed\"");
         assert_eq!(
-            parse_credentials(&failed).unwrap_err(),
+            parse_credentials(&failed).unwrap_err().to_string(),
             "the server answered Code \"Failed\", not \"Success\""
         );
         for (body, want) in [
@@ -714,7 +795,7 @@ mod tests {
             ("sekret-value".to_string(), "not JSON"),
             ("[1]".to_string(), "not a JSON object"),
         ] {
-            let error = parse_credentials(&body).unwrap_err();
+            let error = parse_credentials(&body).unwrap_err().to_string();
             assert!(error.contains(want), "{error}");
             assert!(
                 !error.contains("sekret") && !error.contains("CAIS"),

@@ -244,9 +244,8 @@ impl KubeClient {
     /// Builds the client: reads the CA and the token now, so that a broken
     /// mount shows at start-up rather than at the first pod.
     pub fn new(config: KubeConfig) -> Result<KubeClient, KubeError> {
-        crate::cloud::install_crypto_provider();
         let base = check_base_url(&config.base_url)?;
-        let mut builder = reqwest::Client::builder()
+        let mut builder = crate::http::client_builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -328,11 +327,11 @@ impl KubeClient {
             }
             let body = read_capped(response, self.max_body_bytes)
                 .await
-                .map_err(|cause| self.transport(namespace, name, cause))?;
+                .map_err(|cause| self.transport(namespace, name, cause.to_string()))?;
             return match status {
                 200 => parse_annotations(&body)
                     .map(Some)
-                    .map_err(|cause| self.transport(namespace, name, cause)),
+                    .map_err(|cause| self.transport(namespace, name, cause.to_string())),
                 401 => Err(KubeError::Unauthorized {
                     namespace: namespace.into(),
                     name: name.into(),
@@ -499,8 +498,14 @@ fn shorten(text: &str) -> String {
     format!("{shown:?}")
 }
 
+/// A body that is not a ServiceAccount ([`parse_annotations`]). Only the
+/// position is shown: serde's message could quote the body.
+#[derive(Debug, thiserror::Error)]
+#[error("the answer is not a ServiceAccount (line {}, column {})", .0.line(), .0.column())]
+struct NotAServiceAccount(#[source] serde_json::Error);
+
 /// `metadata.annotations` of a ServiceAccount body.
-fn parse_annotations(body: &[u8]) -> Result<BTreeMap<String, String>, String> {
+fn parse_annotations(body: &[u8]) -> Result<BTreeMap<String, String>, NotAServiceAccount> {
     #[derive(serde::Deserialize)]
     struct Account {
         metadata: Metadata,
@@ -510,13 +515,7 @@ fn parse_annotations(body: &[u8]) -> Result<BTreeMap<String, String>, String> {
         #[serde(default)]
         annotations: Option<BTreeMap<String, String>>,
     }
-    let account: Account = serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "the answer is not a ServiceAccount (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
+    let account: Account = serde_json::from_slice(body).map_err(NotAServiceAccount)?;
     Ok(account.metadata.annotations.unwrap_or_default())
 }
 
@@ -849,6 +848,7 @@ mod tests {
         assert!(
             parse_annotations(b"<html>")
                 .unwrap_err()
+                .to_string()
                 .contains("not a ServiceAccount")
         );
         assert_eq!(

@@ -35,34 +35,73 @@ pub struct RoleRequest<'a> {
     pub external_id: Option<&'a str>,
 }
 
-/// A failed STS call, and whether a later Mount may succeed where it failed
-/// (throttling, an unavailable service, a broken connection, a timeout).
+/// A failed STS call. Messages name the action and the role, never a
+/// credential or the OIDC token.
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct StsError {
-    message: String,
-    retryable: bool,
+pub enum StsError {
+    /// The call failed (after the cloud client's retries).
+    #[error("STS {action} of {role_arn} failed: {source}")]
+    Call {
+        /// `AssumeRole` or `AssumeRoleWithOIDC`.
+        action: &'static str,
+        /// The role asked for.
+        role_arn: String,
+        /// Why.
+        #[source]
+        source: ApiError,
+    },
+    /// STS answered without usable credentials.
+    #[error("STS {action} of {role_arn}: {source}")]
+    Answer {
+        /// `AssumeRole` or `AssumeRoleWithOIDC`.
+        action: &'static str,
+        /// The role asked for.
+        role_arn: String,
+        /// What is wrong with the answer.
+        #[source]
+        source: StsAnswerError,
+    },
 }
 
 impl StsError {
-    fn call(action: &str, role_arn: &str, error: ApiError) -> StsError {
-        StsError {
-            retryable: error.is_retryable() || matches!(error, ApiError::Timeout(_)),
-            message: format!("STS {action} of {role_arn} failed: {error}"),
+    fn call(action: &'static str, role_arn: &str, source: ApiError) -> StsError {
+        StsError::Call {
+            action,
+            role_arn: role_arn.to_string(),
+            source,
         }
     }
 
-    fn answer(action: &str, role_arn: &str, error: String) -> StsError {
-        StsError {
-            message: format!("STS {action} of {role_arn}: {error}"),
-            retryable: false,
+    fn answer(action: &'static str, role_arn: &str, source: StsAnswerError) -> StsError {
+        StsError::Answer {
+            action,
+            role_arn: role_arn.to_string(),
+            source,
         }
     }
 
-    /// Whether a later attempt may succeed.
+    /// Whether a later Mount may succeed where this one failed: throttling,
+    /// an unavailable service, a broken connection, a timeout.
     pub fn is_retryable(&self) -> bool {
-        self.retryable
+        match self {
+            StsError::Call { source, .. } => {
+                source.is_retryable() || matches!(source, ApiError::Timeout(_))
+            }
+            StsError::Answer { .. } => false,
+        }
     }
+}
+
+/// An STS answer without usable credentials. The JSON parser's error is not
+/// kept: it can quote a value of the body, which holds the secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StsAnswerError {
+    /// Not the JSON of an STS answer.
+    #[error("the response is not the expected JSON")]
+    NotJson,
+    /// No `Credentials` object.
+    #[error("the response has no Credentials")]
+    NoCredentials,
 }
 
 /// The STS client.
@@ -163,12 +202,9 @@ struct StsCredentials {
     expiration: String,
 }
 
-fn parse(body: &[u8], source: &'static str) -> Result<AssumedRole, String> {
-    let response: Response = serde_json::from_slice(body)
-        .map_err(|_| "the response is not the expected JSON".to_string())?;
-    let c = response
-        .credentials
-        .ok_or("the response has no Credentials")?;
+fn parse(body: &[u8], source: &'static str) -> Result<AssumedRole, StsAnswerError> {
+    let response: Response = serde_json::from_slice(body).map_err(|_| StsAnswerError::NotJson)?;
+    let c = response.credentials.ok_or(StsAnswerError::NoCredentials)?;
     Ok(AssumedRole {
         credentials: Credentials {
             access_key_id: c.access_key_id,
@@ -227,6 +263,9 @@ mod tests {
             !debug.contains("s3cr3t-value") && !debug.contains("tok-value"),
             "{debug}"
         );
-        assert!(parse(b"{}", "t").unwrap_err().contains("no Credentials"));
+        assert_eq!(
+            parse(b"{}", "t").unwrap_err().to_string(),
+            "the response has no Credentials"
+        );
     }
 }

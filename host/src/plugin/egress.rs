@@ -182,7 +182,7 @@ pub(crate) enum SetupError {
     Origin(String),
     /// The route's `http_ca_file` cannot be used.
     #[error("http_ca_file: {0}")]
-    CaFile(String),
+    CaFile(#[source] crate::http::CaBundleError),
     /// reqwest refused the client's settings.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
@@ -198,7 +198,6 @@ impl Egress {
         max_response_bytes: usize,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Egress, SetupError> {
-        crate::cloud::install_crypto_provider();
         let origins = origins
             .iter()
             .map(|o| parse_origin(o))
@@ -210,7 +209,7 @@ impl Egress {
             grant_key: format!("plugins.{object_type}.capabilities.allow_internal_addresses"),
         });
         let redirect_policy = policy.clone();
-        let mut builder = reqwest::Client::builder();
+        let mut builder = crate::http::client_builder();
         if let Some(ca_file) = ca_file {
             for cert in crate::http::read_ca_bundle(ca_file).map_err(SetupError::CaFile)? {
                 builder = builder.add_root_certificate(cert);
@@ -317,7 +316,7 @@ impl Egress {
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
                 .collect();
-            let body = crate::http::read_capped_body(response, self.max_response_bytes)
+            let body = crate::http::read_capped(response, self.max_response_bytes)
                 .await
                 .map_err(|e| match e {
                     BodyError::TooLarge { .. } => EgressError::TooLarge(format!(

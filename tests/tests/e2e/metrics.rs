@@ -63,7 +63,7 @@ async fn serve_metrics(provider: &TestProvider) -> (Scraper, tokio::sync::onesho
     .await
     .unwrap();
     tokio::spawn(serve);
-    provider::cloud::install_crypto_provider();
+    provider::install_crypto_provider();
     let scraper = Scraper {
         url: format!("http://{addr}/metrics"),
         client: reqwest::Client::new(),
