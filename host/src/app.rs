@@ -25,6 +25,9 @@ use crate::mount::{Provider, ProviderParts};
 use crate::plugin::PluginRuntime;
 use crate::server::{self, SOCKET_FILE, SocketGuard};
 
+/// The provider name the driver looks for: `spec.provider: alibabacloud`.
+pub const PROVIDER_NAME: &str = "alibabacloud";
+
 /// Start-up failure of the provider.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

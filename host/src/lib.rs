@@ -9,7 +9,7 @@
 
 pub mod app;
 pub mod client;
-pub mod cloud;
+pub(crate) mod cloud;
 mod fair;
 mod fetches;
 pub use contract::config;
@@ -24,7 +24,7 @@ mod metrics;
 mod mount;
 pub use contract::paths;
 pub mod plugin;
-pub mod server;
+pub(crate) mod server;
 pub mod session;
 mod singleflight;
 pub use contract::spc;

@@ -17,8 +17,6 @@ use crate::mount::{FailureKind, MountError, Provider};
 use crate::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use crate::proto::{MountRequest, MountResponse, VersionRequest, VersionResponse};
 
-/// The provider name the driver looks for: `spec.provider: alibabacloud`.
-pub const PROVIDER_NAME: &str = "alibabacloud";
 /// The socket file name in the providers directory.
 pub const SOCKET_FILE: &str = "alibabacloud.sock";
 /// The name reported by `Version`: the upstream provider's (its

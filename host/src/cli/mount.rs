@@ -5,8 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
+use provider::app::PROVIDER_NAME;
 use provider::proto::{MountRequest, VersionRequest};
-use provider::{server, spc};
+use provider::spc;
 
 use super::UsageError;
 use super::args::MountArgs;
@@ -22,11 +23,11 @@ fn read_spc(path: &Path) -> anyhow::Result<(String, BTreeMap<String, String>)> {
         .unwrap_or("spc")
         .to_string();
     let provider_name = doc["spec"]["provider"].as_str().unwrap_or_default();
-    if provider_name != server::PROVIDER_NAME {
+    if provider_name != PROVIDER_NAME {
         bail!(
             "{}: spec.provider is {provider_name:?}; this provider serves {:?}",
             path.display(),
-            server::PROVIDER_NAME
+            PROVIDER_NAME
         );
     }
     let parameters: BTreeMap<String, String> =

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 pub use contract::net::{
-    ALIBABA_CLOUD_ENDPOINT_PATTERNS, Endpoint, Pattern, Scheme, is_host_name, is_valid_product,
-    parse_endpoint_url, parse_pattern, split_host_port, validate_pattern,
+    Endpoint, Pattern, Scheme, is_host_name, is_valid_product, parse_endpoint_url, parse_pattern,
+    split_host_port,
 };
 
 /// A setting that cannot make an endpoint (start-up).
@@ -61,14 +61,6 @@ pub struct EndpointResolver {
     sts: Result<Endpoint, EndpointError>,
     overrides: BTreeMap<String, Endpoint>,
     allowed: Vec<Pattern>,
-}
-
-/// Environment variable naming an endpoint override for `product`.
-pub fn env_var_for(product: &str) -> String {
-    format!(
-        "ALIBABACLOUD_{}_ENDPOINT",
-        product.to_ascii_uppercase().replace('-', "_")
-    )
 }
 
 impl EndpointResolver {
@@ -446,7 +438,7 @@ mod tests {
             "kms.internal",
             "kms.internal:8443",
         ] {
-            assert!(validate_pattern(ok).is_ok(), "{ok}");
+            assert!(contract::net::validate_pattern(ok).is_ok(), "{ok}");
         }
         for bad in [
             "*",
@@ -458,7 +450,7 @@ mod tests {
             "bad host",
             "h:port",
         ] {
-            assert!(validate_pattern(bad).is_err(), "{bad}");
+            assert!(contract::net::validate_pattern(bad).is_err(), "{bad}");
         }
         for bad in [
             "ftp://x",
@@ -468,10 +460,5 @@ mod tests {
         ] {
             assert!(parse_endpoint_url(bad).is_err(), "{bad}");
         }
-        assert_eq!(env_var_for("kms"), "ALIBABACLOUD_KMS_ENDPOINT");
-        assert_eq!(
-            env_var_for("secrets-manager"),
-            "ALIBABACLOUD_SECRETS_MANAGER_ENDPOINT"
-        );
     }
 }

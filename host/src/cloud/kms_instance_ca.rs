@@ -120,7 +120,8 @@ pub const KMS_INSTANCE_CAS: &[(&str, &str)] = &[
 ];
 
 /// The built-in CA certificate (PEM) of KMS instances in `region`.
-pub fn kms_instance_ca(region: &str) -> Option<&'static str> {
+#[cfg(test)]
+fn kms_instance_ca(region: &str) -> Option<&'static str> {
     KMS_INSTANCE_CAS
         .binary_search_by(|(r, _)| (*r).cmp(region))
         .ok()
