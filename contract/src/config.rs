@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::net::{BaseUrl, ClearText};
+use crate::region::Region;
+
 /// The default configuration file, as shipped in the repository.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../config.toml");
 
@@ -104,9 +107,12 @@ pub struct Identity {
     /// How long a ServiceAccount's role annotation is reused.
     #[serde(deserialize_with = "duration")]
     pub service_account_cache_ttl: Duration,
-    /// The ECS metadata server.
+    /// The ECS metadata server, `http(s)://host[:port]` (see
+    /// [`Identity::metadata_base_url`]).
     pub metadata_url: String,
-    /// The Kubernetes API server; empty: in-cluster (`KUBERNETES_SERVICE_HOST`).
+    /// The Kubernetes API server, `https://host[:port]` (plain `http` only
+    /// to a loopback address: the API token is sent); empty: in-cluster
+    /// (`KUBERNETES_SERVICE_HOST`). See [`Identity::kubernetes_base_url`].
     pub kubernetes_url: String,
     /// Bearer token file for the Kubernetes API.
     pub kubernetes_token_file: String,
@@ -130,6 +136,34 @@ impl Default for Identity {
             kubernetes_token_file: "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
             kubernetes_ca_file: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt".into(),
         }
+    }
+}
+
+impl Identity {
+    /// `metadata_url` as a [`BaseUrl`] (plain HTTP allowed: the ECS metadata
+    /// server is plain HTTP); the error names the key.
+    pub fn metadata_base_url(&self) -> Result<BaseUrl, ConfigError> {
+        BaseUrl::parse(&self.metadata_url, ClearText::Allowed)
+            .map_err(|e| invalid_key("identity.metadata_url", e))
+    }
+
+    /// `kubernetes_url` as a [`BaseUrl`], `None` when empty (in-cluster).
+    /// The rule `KubeClient` uses: plain HTTP only to a loopback address,
+    /// since the API token is sent. The error names the key.
+    pub fn kubernetes_base_url(&self) -> Result<Option<BaseUrl>, ConfigError> {
+        if self.kubernetes_url.is_empty() {
+            return Ok(None);
+        }
+        BaseUrl::parse(&self.kubernetes_url, ClearText::LoopbackOnly)
+            .map(Some)
+            .map_err(|e| invalid_key("identity.kubernetes_url", e))
+    }
+}
+
+fn invalid_key(key: &str, error: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: error.to_string(),
     }
 }
 
@@ -265,6 +299,20 @@ impl Default for Cloud {
             ca_file: String::new(),
             endpoints: BTreeMap::new(),
         }
+    }
+}
+
+impl Cloud {
+    /// `region` as a [`Region`] (the one rule, [`Region::parse`]); `None`
+    /// when empty. [`Config::validate`] refuses a config whose region is not
+    /// one; the error names the key `cloud.region`.
+    pub fn default_region(&self) -> Result<Option<Region>, ConfigError> {
+        if self.region.is_empty() {
+            return Ok(None);
+        }
+        Region::parse(&self.region)
+            .map(Some)
+            .map_err(|e| invalid_key("cloud.region", e))
     }
 }
 
@@ -577,15 +625,7 @@ impl Config {
                 ),
             );
         }
-        if !self.cloud.region.is_empty() && !is_valid_region(&self.cloud.region) {
-            return invalid(
-                "cloud.region",
-                format!(
-                    "{:?} is not a region id; use lowercase letters, digits and '-', e.g. \"cn-hangzhou\"",
-                    self.cloud.region
-                ),
-            );
-        }
+        self.cloud.default_region()?;
         if self.cloud.max_attempts == 0 {
             return invalid(
                 "cloud.max_attempts",
@@ -604,8 +644,8 @@ impl Config {
             }
         }
         for (product, url) in &self.cloud.endpoints {
-            if let Err(message) = crate::net::parse_endpoint_url(url) {
-                return invalid(&format!("cloud.endpoints.{product}"), message);
+            if let Err(e) = crate::net::parse_endpoint_url(url) {
+                return invalid(&format!("cloud.endpoints.{product}"), e.to_string());
             }
         }
         let c = &self.cache;
@@ -656,14 +696,8 @@ impl Config {
                 "must look like acs:ram::<account-id>:oidc-provider/<name>".into(),
             );
         }
-        if let Err(message) = crate::net::parse_endpoint_url(&id.metadata_url) {
-            return invalid("identity.metadata_url", message);
-        }
-        if !id.kubernetes_url.is_empty()
-            && let Err(message) = crate::net::parse_endpoint_url(&id.kubernetes_url)
-        {
-            return invalid("identity.kubernetes_url", message);
-        }
+        id.metadata_base_url()?;
+        id.kubernetes_base_url()?;
         check_plugin_limits("plugin_defaults", &self.plugin_defaults)?;
         if self.plugins.is_empty() {
             return invalid(
@@ -724,8 +758,8 @@ impl Config {
                 );
             }
             for origin in &route.capabilities.http {
-                if let Err(message) = crate::net::parse_origin(origin) {
-                    return invalid(&format!("{key}.capabilities.http"), message);
+                if let Err(e) = crate::net::parse_origin(origin) {
+                    return invalid(&format!("{key}.capabilities.http"), e.to_string());
                 }
             }
             if route.http_ca_file.is_some() && route.capabilities.http.is_empty() {
@@ -807,16 +841,6 @@ fn check_plugin_limits(key: &str, limits: &PluginLimits) -> Result<(), ConfigErr
         return invalid("http_max_response_bytes", "must be at least 1");
     }
     Ok(())
-}
-
-/// A region id: lowercase letters, digits and `-`, as Alibaba Cloud region ids.
-pub fn is_valid_region(region: &str) -> bool {
-    !region.is_empty()
-        && region.len() <= 64
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !region.starts_with('-')
 }
 
 /// An objectType name that can be a config table key and a log field.
@@ -925,6 +949,25 @@ mod tests {
                 "cloud.endpoints.kms",
             ),
             (
+                "[identity]\nmetadata_url = \"http://100.100.100.200/latest\"\n",
+                "identity.metadata_url: \"http://100.100.100.200/latest\" must be scheme://host[:port] with no path or query",
+            ),
+            (
+                "[identity]\nkubernetes_url = \"ftp://h\"\n",
+                "identity.kubernetes_url: \"ftp://h\" has scheme \"ftp\"",
+            ),
+            // The rule of the Kubernetes client, which sends a bearer
+            // token: config validation accepted this before, and the
+            // client refused it at start-up.
+            (
+                "[identity]\nkubernetes_url = \"http://10.0.0.1:6443\"\n",
+                "identity.kubernetes_url: \"http://10.0.0.1:6443\": plain http is allowed only to a loopback address",
+            ),
+            (
+                "[plugins.x]\npath = \"/x.wasm\"\n[plugins.x.capabilities]\nhttp = [\"https://v/p\"]\n",
+                "plugins.x.capabilities.http: \"https://v/p\" must be scheme://host[:port] with no path or query; an allowed origin is scheme://host[:port]",
+            ),
+            (
                 "[plugin_cache]\ndir = \"cache\"\n",
                 "plugin_cache.dir: \"cache\" is not an absolute path",
             ),
@@ -968,11 +1011,50 @@ mod tests {
     }
 
     #[test]
+    fn base_urls_of_identity_follow_the_clients_rules() {
+        let id = |key: &str, url: &str| parse(&format!("[identity]\n{key} = {url:?}\n"));
+        let config = id("kubernetes_url", "http://127.0.0.1:8080/").unwrap();
+        assert_eq!(
+            config.identity.kubernetes_base_url().unwrap().unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(id("kubernetes_url", "https://10.0.0.1:6443").is_ok());
+        assert!(id("kubernetes_url", "http://localhost:6443").is_ok());
+        assert_eq!(
+            Config::default().identity.kubernetes_base_url().unwrap(),
+            None
+        );
+        // Plain HTTP is fine for the metadata server, not for the API server,
+        // which is sent a bearer token.
+        let config = id("metadata_url", "http://10.0.0.1:8080").unwrap();
+        assert_eq!(
+            config.identity.metadata_base_url().unwrap(),
+            "http://10.0.0.1:8080"
+        );
+        let e = id("kubernetes_url", "http://10.0.0.1:8080").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid config: identity.kubernetes_url: \"http://10.0.0.1:8080\": plain http is allowed only to a loopback address (a bearer token is sent); use https://"
+        );
+    }
+
+    #[test]
     fn regions_and_object_types() {
-        assert!(is_valid_region("cn-hangzhou"));
-        assert!(is_valid_region("ap-southeast-1"));
-        assert!(!is_valid_region("cn-hangzhou.evil.com"));
-        assert!(!is_valid_region(""));
+        let region = |r: &str| {
+            parse(&format!("[cloud]\nregion = {r:?}\n")).map(|c| c.cloud.default_region().unwrap())
+        };
+        assert_eq!(region("cn-hangzhou").unwrap().unwrap(), "cn-hangzhou");
+        assert_eq!(region("ap-southeast-1").unwrap().unwrap(), "ap-southeast-1");
+        assert_eq!(region("").unwrap(), None);
+        // Refused with the one rule of `Region` (a leading digit was
+        // accepted here before, and refused in the metadata server's answer).
+        for bad in ["cn-hangzhou.evil.com", "1a", "cn-", "-cn", "CN"] {
+            let e = region(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("cloud.region: {bad:?} is not a region id")),
+                "{bad}: {e}"
+            );
+        }
         assert!(is_valid_object_type("kms"));
         assert!(is_valid_object_type("my_vault-2"));
         assert!(!is_valid_object_type("KMS"));

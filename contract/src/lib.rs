@@ -1,7 +1,8 @@
 //! What the provider accepts from outside, parsed and validated with no I/O:
 //! the Mount request and its SecretProviderClass ([`spc`]), jmesPath
 //! ([`jmes`]), output file paths ([`paths`]), the operator's config.toml
-//! ([`config`]), endpoint and origin policy ([`net`]) and the pod's
+//! ([`config`]), endpoint and origin policy ([`net`]), region ids
+//! ([`region`]) and the pod's
 //! service-account token JSON ([`tokens`]); [`content`] describes a problem
 //! with secret content without quoting it.
 //!
@@ -13,6 +14,7 @@ pub mod content;
 pub mod jmes;
 pub mod net;
 pub mod paths;
+pub mod region;
 pub mod spc;
 pub mod tokens;
 pub mod yaml;

@@ -61,32 +61,83 @@ fn bracket_ipv6(host: &str) -> String {
     }
 }
 
+/// Why a text is not an endpoint URL ([`parse_endpoint_url`]). Each message
+/// quotes the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointUrlError {
+    /// Not a URL at all.
+    #[error(
+        "{text:?} is not a URL ({reason}); write e.g. \"https://kms.cn-hangzhou.aliyuncs.com\""
+    )]
+    NotUrl {
+        /// The text.
+        text: String,
+        /// What the URL parser said.
+        reason: url::ParseError,
+    },
+    /// Another scheme than `http` or `https`.
+    #[error("{text:?} has scheme {scheme:?}; use http:// or https://")]
+    Scheme {
+        /// The text.
+        text: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// A path, query or fragment.
+    #[error("{text:?} must be scheme://host[:port] with no path or query")]
+    Shape {
+        /// The text.
+        text: String,
+    },
+    /// A user or password.
+    #[error("{text:?} must not contain credentials")]
+    Credentials {
+        /// The text.
+        text: String,
+    },
+    /// No host.
+    #[error("{text:?} has no host")]
+    NoHost {
+        /// The text.
+        text: String,
+    },
+}
+
 /// Parses a configured endpoint URL (`https://kms.cn-hangzhou.aliyuncs.com`,
-/// `http://127.0.0.1:8765`).
-pub fn parse_endpoint_url(text: &str) -> Result<Endpoint, String> {
-    let url = Url::parse(text).map_err(|e| {
-        format!("{text:?} is not a URL ({e}); write e.g. \"https://kms.cn-hangzhou.aliyuncs.com\"")
+/// `http://127.0.0.1:8765`): `http(s)://host[:port]`, with no path, query,
+/// fragment or credentials. The one shape rule of endpoints, base URLs
+/// ([`BaseUrl`]) and allowed origins ([`parse_origin`]).
+pub fn parse_endpoint_url(text: &str) -> Result<Endpoint, EndpointUrlError> {
+    let url = Url::parse(text).map_err(|reason| EndpointUrlError::NotUrl {
+        text: text.to_string(),
+        reason,
     })?;
     let scheme = match url.scheme() {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
         other => {
-            return Err(format!(
-                "{text:?} has scheme {other:?}; use http:// or https://"
-            ));
+            return Err(EndpointUrlError::Scheme {
+                text: text.to_string(),
+                scheme: other.to_string(),
+            });
         }
     };
     if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "{text:?} must be scheme://host[:port] with no path or query"
-        ));
+        return Err(EndpointUrlError::Shape {
+            text: text.to_string(),
+        });
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("{text:?} must not contain credentials"));
+        return Err(EndpointUrlError::Credentials {
+            text: text.to_string(),
+        });
     }
     let host = url
         .host_str()
-        .ok_or_else(|| format!("{text:?} has no host"))?
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| EndpointUrlError::NoHost {
+            text: text.to_string(),
+        })?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_ascii_lowercase();
@@ -95,6 +146,96 @@ pub fn parse_endpoint_url(text: &str) -> Result<Endpoint, String> {
         host,
         port: url.port(),
     })
+}
+
+/// Whether a [`BaseUrl`] may be plain `http://`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearText {
+    /// `http://` to any host (the ECS metadata server is plain HTTP).
+    Allowed,
+    /// `http://` only to `localhost` or a loopback address: a secret (the
+    /// Kubernetes API's bearer token) is sent, and must not cross a network
+    /// in clear text.
+    LoopbackOnly,
+}
+
+/// The base URL of a server the host calls (`identity.metadata_url`,
+/// `identity.kubernetes_url`, the in-cluster API server):
+/// `http(s)://host[:port]`, parsed by [`parse_endpoint_url`] and checked
+/// against a [`ClearText`] policy, written without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    endpoint: Endpoint,
+    text: String,
+}
+
+/// Why a text is not a [`BaseUrl`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BaseUrlError {
+    /// Not `http(s)://host[:port]`.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointUrlError),
+    /// Plain `http://` to a host that is not loopback, under
+    /// [`ClearText::LoopbackOnly`].
+    #[error(
+        "{text:?}: plain http is allowed only to a loopback address (a bearer token is sent); use https://"
+    )]
+    ClearText {
+        /// The text.
+        text: String,
+    },
+}
+
+impl BaseUrl {
+    /// Parses `http(s)://host[:port]` (a trailing `/` is allowed), with
+    /// plain HTTP as `clear_text` says.
+    pub fn parse(text: &str, clear_text: ClearText) -> Result<BaseUrl, BaseUrlError> {
+        let endpoint = parse_endpoint_url(text)?;
+        if endpoint.scheme == Scheme::Http
+            && clear_text == ClearText::LoopbackOnly
+            && !is_loopback_host(&endpoint.host)
+        {
+            return Err(BaseUrlError::ClearText {
+                text: text.to_string(),
+            });
+        }
+        let text = endpoint.base_url().trim_end_matches('/').to_string();
+        Ok(BaseUrl { endpoint, text })
+    }
+
+    /// `scheme://host[:port]`, without a trailing slash (the port only when
+    /// it is not the scheme's default).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The scheme, host and port.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+/// `localhost`, or a loopback IP address.
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl PartialEq<str> for BaseUrl {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<&str> for BaseUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
 }
 
 /// Checks an `allowed_endpoints` pattern.
@@ -313,14 +454,20 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// Why a text is not an allowed origin ([`parse_origin`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{endpoint}; an allowed origin is scheme://host[:port], e.g. \"https://vault.internal:8200\""
+)]
+pub struct OriginError {
+    /// Why it is not `http(s)://host[:port]`.
+    pub endpoint: EndpointUrlError,
+}
+
 /// Parses an allowlist entry: `https://host[:port]` (the port defaults from
 /// the scheme; `http://` must be written out to allow plain HTTP).
-pub fn parse_origin(text: &str) -> Result<Origin, String> {
-    let endpoint = parse_endpoint_url(text).map_err(|e| {
-        format!(
-            "{e}; an allowed origin is scheme://host[:port], e.g. \"https://vault.internal:8200\""
-        )
-    })?;
+pub fn parse_origin(text: &str) -> Result<Origin, OriginError> {
+    let endpoint = parse_endpoint_url(text).map_err(|endpoint| OriginError { endpoint })?;
     let port = endpoint.port.unwrap_or(match endpoint.scheme {
         Scheme::Http => 80,
         Scheme::Https => 443,
@@ -332,20 +479,34 @@ pub fn parse_origin(text: &str) -> Result<Origin, String> {
     })
 }
 
-/// The origin of a URL.
-pub fn origin_of(url: &url::Url) -> Result<Origin, String> {
+/// Why a URL has no origin a policy can judge ([`origin_of`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlOriginError {
+    /// Not `http` or `https`.
+    #[error("scheme {0:?} is not HTTP(S)")]
+    Scheme(String),
+    /// No host.
+    #[error("the URL has no host")]
+    NoHost,
+    /// No port, and none known for the scheme.
+    #[error("the URL has no port")]
+    NoPort,
+}
+
+/// The origin of a URL (a request's, which may have a path and a query).
+pub fn origin_of(url: &url::Url) -> Result<Origin, UrlOriginError> {
     let scheme = match url.scheme() {
         "https" => Scheme::Https,
         "http" => Scheme::Http,
-        other => return Err(format!("scheme {other:?} is not HTTP(S)")),
+        other => return Err(UrlOriginError::Scheme(other.to_string())),
     };
     let host = url
         .host_str()
-        .ok_or("the URL has no host")?
+        .ok_or(UrlOriginError::NoHost)?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_ascii_lowercase();
-    let port = url.port_or_known_default().ok_or("the URL has no port")?;
+    let port = url.port_or_known_default().ok_or(UrlOriginError::NoPort)?;
     Ok(Origin { scheme, host, port })
 }
 
@@ -754,6 +915,137 @@ mod tests {
         );
         assert!(reason("64:ff9b::6464:64c8").contains("100.100.100.200 is in"));
         assert!(reason("fd00::1").contains("unique local"));
+    }
+
+    #[test]
+    fn endpoint_urls_have_one_shape() {
+        let e = parse_endpoint_url("HTTP://[::1]:8080/").unwrap();
+        assert_eq!(
+            (e.scheme, e.host.as_str(), e.port),
+            (Scheme::Http, "::1", Some(8080))
+        );
+        for (bad, want) in [
+            (
+                "100.100.100.200",
+                "\"100.100.100.200\" is not a URL (relative URL without a base); write e.g. \"https://kms.cn-hangzhou.aliyuncs.com\"",
+            ),
+            (
+                "ftp://x",
+                "\"ftp://x\" has scheme \"ftp\"; use http:// or https://",
+            ),
+            (
+                "http://x/latest",
+                "\"http://x/latest\" must be scheme://host[:port] with no path or query",
+            ),
+            (
+                "http://x/?a=b",
+                "\"http://x/?a=b\" must be scheme://host[:port] with no path or query",
+            ),
+            (
+                "http://x#f",
+                "must be scheme://host[:port] with no path or query",
+            ),
+            (
+                "http://u:p@x",
+                "\"http://u:p@x\" must not contain credentials",
+            ),
+            ("https://u@h", "must not contain credentials"),
+        ] {
+            let e = parse_endpoint_url(bad).unwrap_err();
+            assert!(e.to_string().contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn base_urls_follow_one_rule_with_a_clear_text_policy() {
+        use ClearText::{Allowed, LoopbackOnly};
+        for (text, policy, want) in [
+            ("http://100.100.100.200", Allowed, "http://100.100.100.200"),
+            ("http://127.0.0.1:8080/", Allowed, "http://127.0.0.1:8080"),
+            (
+                "http://Metadata.Internal:80",
+                Allowed,
+                "http://metadata.internal",
+            ),
+            (
+                "https://10.0.0.1:6443/",
+                LoopbackOnly,
+                "https://10.0.0.1:6443",
+            ),
+            ("https://10.0.0.1:443", LoopbackOnly, "https://10.0.0.1"),
+            (
+                "https://[fd00::1]:6443",
+                LoopbackOnly,
+                "https://[fd00::1]:6443",
+            ),
+            (
+                "http://127.0.0.1:8080",
+                LoopbackOnly,
+                "http://127.0.0.1:8080",
+            ),
+            ("http://[::1]:8080", LoopbackOnly, "http://[::1]:8080"),
+            (
+                "http://localhost:8080",
+                LoopbackOnly,
+                "http://localhost:8080",
+            ),
+            // the metadata server is plain HTTP to a non-loopback address
+            ("http://10.0.0.1", Allowed, "http://10.0.0.1"),
+        ] {
+            let url = BaseUrl::parse(text, policy).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(url.as_str(), want, "{text}");
+            assert_eq!(url.to_string(), want, "{text}");
+            // what it writes parses back to itself
+            assert_eq!(BaseUrl::parse(url.as_str(), policy), Ok(url.clone()));
+        }
+        for (text, policy, want) in [
+            // a bearer token must not cross a network in clear text
+            (
+                "http://10.0.0.1",
+                LoopbackOnly,
+                "\"http://10.0.0.1\": plain http is allowed only to a loopback address",
+            ),
+            (
+                "http://kubernetes.default.svc",
+                LoopbackOnly,
+                "plain http is allowed only to a loopback address",
+            ),
+            (
+                "http://[::ffff:127.0.0.1]",
+                LoopbackOnly,
+                "plain http is allowed only to a loopback address",
+            ),
+            ("100.100.100.200", Allowed, "is not a URL"),
+            ("h:443", LoopbackOnly, "has scheme \"h\""),
+            ("ftp://x", Allowed, "has scheme \"ftp\""),
+            ("http://x/latest", Allowed, "with no path or query"),
+            ("https://h/api", LoopbackOnly, "with no path or query"),
+            ("http://u:p@x", Allowed, "must not contain credentials"),
+            ("https://u@h", LoopbackOnly, "must not contain credentials"),
+            ("http://x/?a=b", Allowed, "with no path or query"),
+        ] {
+            let e = BaseUrl::parse(text, policy).unwrap_err();
+            assert!(e.to_string().contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn origins_are_endpoint_urls_with_a_port() {
+        let o = parse_origin("https://Vault.Internal:8200").unwrap();
+        assert_eq!(o.to_string(), "https://vault.internal:8200");
+        assert_eq!(parse_origin("http://x").unwrap().port, 80);
+        let e = parse_origin("https://v/p").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"https://v/p\" must be scheme://host[:port] with no path or query; an allowed origin is scheme://host[:port], e.g. \"https://vault.internal:8200\""
+        );
+        let url = Url::parse("ftp://x/").unwrap();
+        assert_eq!(
+            origin_of(&url).unwrap_err().to_string(),
+            "scheme \"ftp\" is not HTTP(S)"
+        );
+        let url = Url::parse("https://X:8443/a/b?c").unwrap();
+        assert_eq!(origin_of(&url).unwrap().to_string(), "https://x:8443");
     }
 
     #[test]

@@ -12,9 +12,9 @@ use std::fmt;
 
 use serde_yaml::Value;
 
-use crate::config::is_valid_region;
 use crate::jmes::JmesQuery;
 use crate::paths;
+use crate::region::{REGION_RULE, Region};
 
 /// `parameters.objects`: the YAML list of objects.
 pub const ATTR_OBJECTS: &str = "objects";
@@ -136,7 +136,7 @@ pub struct MountSpec {
     /// The pod.
     pub pod: PodInfo,
     /// `region`, if the SecretProviderClass sets it.
-    pub region: Option<String>,
+    pub region: Option<Region>,
     /// `usePodServiceAccountToken: "true"`.
     pub use_pod_service_account_token: bool,
     /// `podRoleArn`, if set.
@@ -255,12 +255,14 @@ pub fn parse(raw: RawMount<'_>, limits: &RequestLimits) -> Result<MountSpec, Spc
 
     let region = match attributes.get(ATTR_REGION).map(|r| r.trim()) {
         None | Some("") => None,
-        Some(r) if is_valid_region(r) => Some(r.to_string()),
-        Some(r) => {
-            return err(format!(
-                "region {r:?} is not an Alibaba Cloud region id (lowercase letters, digits and '-', e.g. \"cn-hangzhou\")"
-            ));
-        }
+        Some(r) => match Region::parse(r) {
+            Ok(region) => Some(region),
+            Err(_) => {
+                return err(format!(
+                    "region {r:?} is not an Alibaba Cloud region id ({REGION_RULE}, e.g. \"cn-hangzhou\")"
+                ));
+            }
+        },
     };
     // Upstream turns pod identity on for the exact string "true" and reads
     // anything else as off; so do we, and say so in the log when the value
@@ -1114,6 +1116,16 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.0.contains("is not an Alibaba Cloud region id"), "{e}");
+        // The one rule of `Region`: a leading digit (accepted here before)
+        // and a trailing '-' are refused, as everywhere else.
+        for bad in ["1a", "cn-"] {
+            let e =
+                parse_with(&[(ATTR_OBJECTS, "- objectName: a\n"), (ATTR_REGION, bad)]).unwrap_err();
+            assert!(
+                e.0.contains(&format!("region {bad:?} is not an Alibaba Cloud region id")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

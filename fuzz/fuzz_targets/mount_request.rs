@@ -18,7 +18,8 @@
 use std::collections::BTreeMap;
 
 use contract::spc::{self, MountSpec, RawMount, RequestLimits, SpcError};
-use contract::{config, paths};
+use contract::paths;
+use contract::region::Region;
 use libfuzzer_sys::fuzz_target;
 use provider_fuzz::{pick, split_fields, text};
 
@@ -173,7 +174,11 @@ fn check_spec(
         "pod_namespace disagrees with parse"
     );
     if let Some(region) = &spec.region {
-        assert!(config::is_valid_region(region), "{region:?}");
+        assert_eq!(
+            Region::parse(region.as_str()).as_ref(),
+            Ok(region),
+            "{region:?}"
+        );
     }
     if let Some(arn) = &spec.pod_role_arn {
         assert!(!arn.is_empty() && arn.len() <= spc::MAX_FIELD_BYTES);

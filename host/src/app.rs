@@ -23,6 +23,7 @@ use crate::identity::sts::StsClient;
 use crate::identity::{CredentialChain, IdentitySettings};
 use crate::mount::{Provider, ProviderParts};
 use crate::plugin::PluginRuntime;
+use crate::region::Region;
 use crate::server::{self, SOCKET_FILE, SocketGuard};
 
 /// The provider name the driver looks for: `spec.provider: alibabacloud`.
@@ -37,9 +38,17 @@ pub enum StartError {
     /// The cloud client could not be built.
     #[error("invalid cloud configuration: {0}")]
     Cloud(#[from] crate::cloud::ClientError),
+    /// A value of the configuration is invalid (when a `Config` built in
+    /// code, not read by `Config::load`, reaches here).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The --region flag is not a region id.
-    #[error("--region {0:?} is not an Alibaba Cloud region id (e.g. cn-hangzhou)")]
-    Region(String),
+    #[error(
+        "--region {} is not an Alibaba Cloud region id ({}, e.g. cn-hangzhou)",
+        .0.shown(),
+        crate::region::REGION_RULE
+    )]
+    Region(crate::region::RegionError),
     /// The identity settings (environment or `[identity]`) are invalid.
     #[error("invalid identity settings: {0}")]
     Identity(#[from] crate::identity::SettingsError),
@@ -97,10 +106,11 @@ pub async fn provider_resolving(
     env: Vec<(String, String)>,
     resolve: Vec<(String, SocketAddr)>,
 ) -> Result<Provider, StartError> {
+    // One rule for --region and cloud.region (`Region::parse`); the config's
+    // region was checked by `Config::validate`.
     let default_region = match region.filter(|r| !r.is_empty()) {
-        Some(r) if crate::config::is_valid_region(&r) => Some(r),
-        Some(r) => return Err(StartError::Region(r)),
-        None => Some(config.cloud.region.clone()).filter(|r| !r.is_empty()),
+        Some(r) => Some(Region::parse(&r).map_err(StartError::Region)?),
+        None => config.cloud.default_region()?,
     };
     let memory_limit = crate::memory::cgroup_limit(std::path::Path::new("/sys/fs/cgroup"));
     let planned = crate::memory::check(&config, memory_limit).map_err(StartError::Memory)?;
@@ -127,7 +137,7 @@ pub async fn provider_resolving(
     }
     let imds = Arc::new(
         ImdsClient::new(ImdsSettings {
-            base_url: id.metadata_url.clone(),
+            base_url: id.metadata_base_url()?,
             ..ImdsSettings::from_env(lookup)
         })
         .map_err(StartError::Metadata)?,
@@ -140,7 +150,16 @@ pub async fn provider_resolving(
         ..LookupSettings::default()
     };
     let token_file = std::path::Path::new(&id.kubernetes_token_file);
-    let roles = if id.kubernetes_url.is_empty() {
+    let roles = if let Some(base_url) = id.kubernetes_base_url()? {
+        let non_empty = |s: &str| (!s.is_empty()).then(|| std::path::PathBuf::from(s));
+        let kube = KubeClient::new(KubeConfig::new(
+            base_url,
+            id.kubernetes_token_file.clone(),
+            non_empty(&id.kubernetes_ca_file),
+        ))
+        .map_err(StartError::Kubernetes)?;
+        RoleArnLookup::new(Some(kube), lookup_settings)
+    } else {
         // Without a mounted API token (chart: rbac.readServiceAccounts =
         // false) pod identity needs the SecretProviderClass's podRoleArn.
         if token_file.is_file() {
@@ -169,15 +188,6 @@ pub async fn provider_resolving(
             );
             RoleArnLookup::new(None, lookup_settings)
         }
-    } else {
-        let non_empty = |s: &str| (!s.is_empty()).then(|| std::path::PathBuf::from(s));
-        let kube = KubeClient::new(KubeConfig::new(
-            id.kubernetes_url.clone(),
-            id.kubernetes_token_file.clone(),
-            non_empty(&id.kubernetes_ca_file),
-        ))
-        .map_err(StartError::Kubernetes)?;
-        RoleArnLookup::new(Some(kube), lookup_settings)
     };
     let credentials = CredentialChain::new(
         settings,

@@ -16,6 +16,7 @@ use crate::identity::imds::ImdsClient;
 use crate::identity::{CredentialChain, MountAuth, OwnedMountIdentity};
 use crate::plugin::{FetchError, FetchedObject, ObjectRequest, PluginError, PluginRuntime};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
+use crate::region::Region;
 use crate::session::CloudSession;
 use crate::singleflight::{Expiring, Settings as FlightSettings, SingleFlight};
 use crate::spc::{self, MountSpec, ObjectSpec, RawMount};
@@ -57,11 +58,11 @@ pub struct Provider {
 /// `--region` defaults to it.
 #[derive(Debug)]
 struct RegionSource {
-    configured: Option<String>,
+    configured: Option<Region>,
     imds: Arc<ImdsClient>,
     /// The region found (`None`: the lookup failed, remembered for
     /// [`REGION_RETRY`]); one lookup serves every Mount that waits for it.
-    discovered: SingleFlight<(), Option<String>, std::convert::Infallible>,
+    discovered: SingleFlight<(), Option<Region>, std::convert::Infallible>,
 }
 
 /// How long a failed region lookup is remembered.
@@ -73,7 +74,7 @@ const REGION_RETRY: Duration = Duration::from_secs(30);
 pub const UPSTREAM_DEFAULT_REGION: &str = "cn-hangzhou";
 
 /// The memo of the region the metadata server gave (one key).
-fn region_memo() -> SingleFlight<(), Option<String>, std::convert::Infallible> {
+fn region_memo() -> SingleFlight<(), Option<Region>, std::convert::Infallible> {
     SingleFlight::new(FlightSettings {
         max_entries: 1,
         idle_ttl: None,
@@ -83,7 +84,7 @@ fn region_memo() -> SingleFlight<(), Option<String>, std::convert::Infallible> {
 }
 
 impl RegionSource {
-    async fn region(&self) -> String {
+    async fn region(&self) -> Region {
         if let Some(region) = &self.configured {
             return region.clone();
         }
@@ -109,7 +110,9 @@ impl RegionSource {
             Ok((found, _)) => found.value,
             Err(never) => match never {},
         };
-        found.unwrap_or_else(|| UPSTREAM_DEFAULT_REGION.to_string())
+        found.unwrap_or_else(|| {
+            Region::parse(UPSTREAM_DEFAULT_REGION).expect("the upstream default is a region id")
+        })
     }
 }
 
@@ -124,7 +127,7 @@ pub struct ProviderParts {
     /// The credential chain.
     pub credentials: CredentialChain,
     /// --region, else `cloud.region`; `None`: ask the metadata server.
-    pub default_region: Option<String>,
+    pub default_region: Option<Region>,
     /// The metadata server (the node's region).
     pub imds: Arc<ImdsClient>,
     /// The provider's metrics.
@@ -346,7 +349,7 @@ impl Provider {
         ));
         let mount_label: Arc<str> = Arc::from(spec.pod.to_string());
         let (fetched, _holding) = self
-            .fetch_all(&spec, region, auth.clone(), deadline, mount_label)
+            .fetch_all(&spec, region.into_string(), auth.clone(), deadline, mount_label)
             .await
             .map_err(|mut e| {
                 // The event then says why another identity was used.
@@ -786,7 +789,7 @@ mod region_tests {
 
     fn source(configured: Option<&str>, imds: ImdsSettings) -> RegionSource {
         RegionSource {
-            configured: configured.map(str::to_string),
+            configured: configured.map(|r| Region::parse(r).unwrap()),
             imds: Arc::new(ImdsClient::new(imds).unwrap()),
             discovered: region_memo(),
         }
@@ -801,7 +804,11 @@ mod region_tests {
             },
             // Nothing listens there: connection refused.
             ImdsSettings {
-                base_url: "http://127.0.0.1:1".into(),
+                base_url: crate::net::BaseUrl::parse(
+                    "http://127.0.0.1:1",
+                    crate::net::ClearText::Allowed,
+                )
+                .unwrap(),
                 ..ImdsSettings::default()
             },
         ] {
@@ -822,7 +829,11 @@ mod region_tests {
         let regions = source(
             Some("ap-southeast-1"),
             ImdsSettings {
-                base_url: "http://127.0.0.1:1".into(),
+                base_url: crate::net::BaseUrl::parse(
+                    "http://127.0.0.1:1",
+                    crate::net::ClearText::Allowed,
+                )
+                .unwrap(),
                 ..ImdsSettings::default()
             },
         );

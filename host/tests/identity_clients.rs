@@ -14,6 +14,7 @@ use provider::identity::imds::{
 use provider::identity::kube::{
     KubeClient, KubeConfig, KubeError, LookupSettings, ROLE_ARN_ANNOTATION, RoleArnLookup,
 };
+use provider::net::{BaseUrl, ClearText};
 
 const NODE_ROLE: &str = "acs:ram::1234567890123456:role/node";
 const TEAM_A_ROLE: &str = "acs:ram::1234567890123456:role/team-a-app";
@@ -44,7 +45,7 @@ fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
 
 fn imds(emu: &Emulator, vars: &[(&str, &str)]) -> ImdsClient {
     ImdsClient::new(ImdsSettings {
-        base_url: emu.imds_url(),
+        base_url: BaseUrl::parse(&emu.imds_url(), ClearText::Allowed).unwrap(),
         ..ImdsSettings::from_env(env(vars))
     })
     .expect("client")
@@ -236,7 +237,7 @@ async fn imds_unreachable_is_reported_with_the_step() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let client = ImdsClient::new(ImdsSettings {
-        base_url: format!("http://{addr}"),
+        base_url: BaseUrl::parse(&format!("http://{addr}"), ClearText::Allowed).unwrap(),
         ..ImdsSettings::default()
     })
     .unwrap();
@@ -294,7 +295,7 @@ fn token_file(token: &str) -> Kube {
 
 fn kube_client(emu: &Emulator, files: &Kube) -> KubeClient {
     KubeClient::new(KubeConfig::new(
-        emu.kubernetes_url(),
+        BaseUrl::parse(&emu.kubernetes_url(), ClearText::LoopbackOnly).unwrap(),
         &files.token_file,
         None,
     ))

@@ -73,8 +73,9 @@ impl EndpointResolver {
         let setting = |key: String| move |message: String| SettingError { key, message };
         let mut overrides = BTreeMap::new();
         for (product, url) in &cloud.endpoints {
-            let endpoint =
-                parse_endpoint_url(url).map_err(setting(format!("cloud.endpoints.{product}")))?;
+            let endpoint = parse_endpoint_url(url)
+                .map_err(|e| e.to_string())
+                .map_err(setting(format!("cloud.endpoints.{product}")))?;
             overrides.insert(product.to_ascii_lowercase(), endpoint);
         }
         let mut sts_region = None;
@@ -98,7 +99,9 @@ impl EndpointResolver {
             if value.is_empty() {
                 continue;
             }
-            let endpoint = parse_endpoint_url(&value).map_err(setting(name.clone()))?;
+            let endpoint = parse_endpoint_url(&value)
+                .map_err(|e| e.to_string())
+                .map_err(setting(name.clone()))?;
             overrides.insert(product.to_ascii_lowercase().replace('_', "-"), endpoint);
         }
         let allowed = cloud
@@ -112,7 +115,7 @@ impl EndpointResolver {
         // A value that is not a region id fails every STS call (upstream's
         // SDK built a host name of it and failed there), not start-up.
         let sts_host = match sts_region {
-            Some(region) if !crate::config::is_valid_region(&region) => {
+            Some(region) if crate::region::Region::parse(&region).is_err() => {
                 Err(EndpointError::StsRegion(region))
             }
             Some(region) if sts_vpc => Ok(format!("sts-vpc.{region}.aliyuncs.com")),
@@ -173,7 +176,7 @@ impl EndpointResolver {
 
     fn check_requested(&self, requested: &str) -> Result<Endpoint, EndpointError> {
         let endpoint = if requested.contains("://") {
-            parse_endpoint_url(requested).map_err(EndpointError::Malformed)?
+            parse_endpoint_url(requested).map_err(|e| EndpointError::Malformed(e.to_string()))?
         } else {
             let (host, port) = split_host_port(requested).map_err(EndpointError::Malformed)?;
             if !is_host_name(&host) && host.parse::<std::net::IpAddr>().is_err() {

@@ -182,7 +182,7 @@ mod tests {
             "sorted, no duplicates (binary search)"
         );
         for (region, pem) in KMS_INSTANCE_CAS {
-            assert!(crate::config::is_valid_region(region), "{region}");
+            assert!(crate::region::Region::parse(region).is_ok(), "{region}");
             assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 1, "{region}");
             let subject = format!("Private KMS {region} Second CA");
             let der = der(pem);

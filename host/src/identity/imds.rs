@@ -13,6 +13,8 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 
 use super::Credentials;
+use crate::net::{BaseUrl, ClearText};
+use crate::region::Region;
 use crate::spc::Sensitive;
 
 /// The metadata server's address on every ECS instance.
@@ -41,8 +43,9 @@ const SOURCE: &str = "ECS RAM role";
 /// How to reach the metadata server and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImdsSettings {
-    /// Base URL, `http://100.100.100.200` on ECS.
-    pub base_url: String,
+    /// Base URL, `http://100.100.100.200` on ECS (`identity.metadata_url`,
+    /// parsed by `Identity::metadata_base_url`).
+    pub base_url: BaseUrl,
     /// The RAM role name from `ALIBABA_CLOUD_ECS_METADATA` (skips discovery).
     pub role_name: Option<String>,
     /// `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`: every call fails.
@@ -61,7 +64,8 @@ pub struct ImdsSettings {
 impl Default for ImdsSettings {
     fn default() -> Self {
         ImdsSettings {
-            base_url: DEFAULT_BASE_URL.to_string(),
+            base_url: BaseUrl::parse(DEFAULT_BASE_URL, ClearText::Allowed)
+                .expect("the default metadata URL is a base URL"),
             role_name: None,
             disabled: false,
             imds_v1_disabled: false,
@@ -187,26 +191,6 @@ enum TokenError {
     NotHeaderValue,
 }
 
-/// Why the metadata server's base URL cannot be used ([`check_base_url`]).
-#[derive(Debug, thiserror::Error)]
-enum BaseUrlError {
-    /// Not a URL.
-    #[error("base URL {shown}: {source}")]
-    Unparsable {
-        /// The text, quoted and shortened.
-        shown: String,
-        /// Why.
-        #[source]
-        source: url::ParseError,
-    },
-    /// A URL with more than a scheme, host and port.
-    #[error("base URL {shown} must be http(s)://host[:port] without a path, user or query")]
-    Shape {
-        /// The text, quoted and shortened.
-        shown: String,
-    },
-}
-
 /// Why the credentials JSON cannot be used ([`parse_credentials`]). Names a
 /// field, never its value (except `Code`, which is not secret).
 #[derive(Debug, thiserror::Error)]
@@ -297,13 +281,13 @@ impl std::fmt::Debug for ImdsClient {
 }
 
 impl ImdsClient {
-    /// Builds the client; checks the base URL. A role name that is not one
+    /// Builds the client (the base URL was checked when it was parsed, by
+    /// `contract::net::BaseUrl`). A role name that is not one
     /// does not stop start-up (upstream started with it): see
     /// [`ImdsClient::problem`]; every request for role credentials then fails
     /// with it, and nothing is sent.
     pub fn new(settings: ImdsSettings) -> Result<ImdsClient, ImdsError> {
-        let base =
-            check_base_url(&settings.base_url).map_err(|e| ImdsError::Config(e.to_string()))?;
+        let base = settings.base_url.as_str().to_string();
         let role_problem = match &settings.role_name {
             Some(role) if !is_role_name(role) => Some(format!(
                 "{ENV_ROLE_NAME}={} is not a RAM role name (1 to 64 letters, digits, '.', '-' or '_'), so the ECS RAM role's credentials are not requested",
@@ -354,7 +338,7 @@ impl ImdsClient {
     }
 
     /// The instance's region (`/latest/meta-data/region-id`).
-    pub async fn region(&self) -> Result<String, ImdsError> {
+    pub async fn region(&self) -> Result<Region, ImdsError> {
         let step = "region-id";
         let mut access = self.access(step).await?;
         let body = self
@@ -365,14 +349,10 @@ impl ImdsClient {
                 cause: "HTTP 404 Not Found".into(),
             })?;
         let region = body.trim();
-        if is_region_id(region) {
-            Ok(region.to_string())
-        } else {
-            Err(ImdsError::Failed {
-                step: step.into(),
-                cause: format!("the server answered {}, not a region id", printable(region)),
-            })
-        }
+        Region::parse(region).map_err(|_| ImdsError::Failed {
+            step: step.into(),
+            cause: format!("the server answered {}, not a region id", printable(region)),
+        })
     }
 
     /// The instance RAM role's credentials: the role from
@@ -629,27 +609,6 @@ impl ImdsClient {
     }
 }
 
-/// The base URL without a trailing slash, if it is a plain `http(s)://host[:port]`.
-fn check_base_url(text: &str) -> Result<String, BaseUrlError> {
-    let url = url::Url::parse(text.trim()).map_err(|source| BaseUrlError::Unparsable {
-        shown: printable(text),
-        source,
-    })?;
-    if !matches!(url.scheme(), "http" | "https")
-        || url.host_str().is_none_or(str::is_empty)
-        || !url.username().is_empty()
-        || url.password().is_some()
-        || url.query().is_some()
-        || url.fragment().is_some()
-        || url.path() != "/"
-    {
-        return Err(BaseUrlError::Shape {
-            shown: printable(text),
-        });
-    }
-    Ok(url.as_str().trim_end_matches('/').to_string())
-}
-
 /// A RAM role name: 1 to 64 of letters, digits, `.`, `-`, `_`, and not only
 /// dots (the name becomes a path segment).
 fn is_role_name(name: &str) -> bool {
@@ -658,15 +617,6 @@ fn is_role_name(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
         && !name.bytes().all(|b| b == b'.')
-}
-
-/// A region id: lowercase letters, digits and `-`, starting with a letter.
-fn is_region_id(region: &str) -> bool {
-    (1..=64).contains(&region.len())
-        && region.starts_with(|c: char| c.is_ascii_lowercase())
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Text from a server or the environment, quoted and bounded for a message.
@@ -731,6 +681,10 @@ fn parse_credentials(body: &str) -> Result<(Credentials, String), AnswerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn base_url(text: &str) -> BaseUrl {
+        BaseUrl::parse(text, ClearText::Allowed).unwrap()
+    }
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -817,36 +771,8 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "a%2f", &"r".repeat(65), "rôle"] {
             assert!(!is_role_name(bad), "{bad}");
         }
-        for ok in ["cn-hangzhou", "ap-southeast-1", "us-west-1"] {
-            assert!(is_region_id(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "CN-hangzhou",
-            "cn_hangzhou",
-            "-cn",
-            "cn hangzhou",
-            "cn/x",
-        ] {
-            assert!(!is_region_id(bad), "{bad}");
-        }
-        assert_eq!(
-            check_base_url("http://100.100.100.200").unwrap(),
-            "http://100.100.100.200"
-        );
-        assert_eq!(
-            check_base_url("http://127.0.0.1:8080/").unwrap(),
-            "http://127.0.0.1:8080"
-        );
-        for bad in [
-            "100.100.100.200",
-            "ftp://x",
-            "http://x/latest",
-            "http://u:p@x",
-            "http://x/?a=b",
-        ] {
-            assert!(check_base_url(bad).is_err(), "{bad}");
-        }
+        // The base URL's rule is `contract::net::BaseUrl`'s (tested there).
+        assert_eq!(ImdsSettings::default().base_url, "http://100.100.100.200");
     }
 
     #[tokio::test]
@@ -854,7 +780,7 @@ mod tests {
         // Upstream started with it and failed at the node role only; and
         // "../admin" must never reach the metadata path.
         let client = ImdsClient::new(ImdsSettings {
-            base_url: "http://127.0.0.1:9".into(),
+            base_url: base_url("http://127.0.0.1:9"),
             role_name: Some("../admin".into()),
             ..ImdsSettings::default()
         })
@@ -936,7 +862,7 @@ mod tests {
 
     fn client_for(url: &str) -> ImdsClient {
         ImdsClient::new(ImdsSettings {
-            base_url: url.into(),
+            base_url: base_url(url),
             ..ImdsSettings::default()
         })
         .unwrap()
@@ -978,6 +904,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_that_is_not_a_region_id_is_refused() {
+        // `Region`'s one rule: no trailing '-' (a DNS label of endpoints).
+        let (url, _, _) = scripted(vec![(200, "tok-1"), (200, "cn-\n")]).await;
+        let error = client_for(&url).region().await.unwrap_err().to_string();
+        assert!(
+            error.contains("the server answered \"cn-\", not a region id"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
     async fn redirects_and_large_bodies_are_refused() {
         let big = "x".repeat(70 * 1024);
         let (url, _, seen) = scripted(vec![(404, ""), (302, ""), (404, ""), (200, &big)]).await;
@@ -1000,7 +937,7 @@ mod tests {
             }
         });
         let client = ImdsClient::new(ImdsSettings {
-            base_url: url,
+            base_url: base_url(&url),
             read_timeout: Duration::from_millis(100),
             connect_timeout: Duration::from_millis(100),
             imds_v1_disabled: true,

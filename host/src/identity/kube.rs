@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::http::{read_capped, transport_cause};
+use crate::net::{BaseUrl, ClearText};
 use crate::singleflight::{Expiring, Settings as FlightSettings, SingleFlight};
 use crate::spc::Sensitive;
 
@@ -36,8 +36,9 @@ const RBAC_ADVICE: &str = "the provider's ServiceAccount needs RBAC `get` on `se
 /// How to reach the API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeConfig {
-    /// `https://host:port` (plain `http` only for a loopback address, as in tests).
-    pub base_url: String,
+    /// `https://host:port` (plain `http` only for a loopback address, as in
+    /// tests: [`ClearText::LoopbackOnly`]).
+    pub base_url: BaseUrl,
     /// The bearer token file, re-read when it changes.
     pub token_file: PathBuf,
     /// PEM bundle of the cluster CA; when set, the only roots trusted.
@@ -56,12 +57,12 @@ impl KubeConfig {
     /// An explicit API server, token file and optional CA (tests, or a
     /// provider run outside the cluster).
     pub fn new(
-        base_url: impl Into<String>,
+        base_url: BaseUrl,
         token_file: impl Into<PathBuf>,
         ca_file: Option<PathBuf>,
     ) -> KubeConfig {
         KubeConfig {
-            base_url: base_url.into(),
+            base_url,
             token_file: token_file.into(),
             ca_file,
             connect_timeout: Duration::from_secs(5),
@@ -99,8 +100,14 @@ impl KubeConfig {
         } else {
             host
         };
+        let text = format!("https://{host}:{port}");
+        let base_url = BaseUrl::parse(&text, ClearText::LoopbackOnly).map_err(|e| {
+            KubeError::Config(format!(
+                "API server URL from {ENV_SERVICE_HOST} and {ENV_SERVICE_PORT}: {e}"
+            ))
+        })?;
         Ok(Some(KubeConfig::new(
-            format!("https://{host}:{port}"),
+            base_url,
             token_file,
             Some(ca_file.to_path_buf()),
         )))
@@ -242,9 +249,14 @@ impl std::fmt::Debug for KubeClient {
 
 impl KubeClient {
     /// Builds the client: reads the CA and the token now, so that a broken
-    /// mount shows at start-up rather than at the first pod.
+    /// mount shows at start-up rather than at the first pod. The base URL
+    /// is held to [`ClearText::LoopbackOnly`] whatever policy it was parsed
+    /// with (config validation and [`KubeConfig::in_cluster`] use that one).
     pub fn new(config: KubeConfig) -> Result<KubeClient, KubeError> {
-        let base = check_base_url(&config.base_url)?;
+        let base = BaseUrl::parse(config.base_url.as_str(), ClearText::LoopbackOnly)
+            .map_err(|e| KubeError::Config(format!("API server URL: {e}")))?
+            .as_str()
+            .to_string();
         let mut builder = crate::http::client_builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -422,38 +434,6 @@ fn describe(error: &reqwest::Error) -> String {
         transport_cause(error)
             + &crate::http::certificate_hint(error, "identity.kubernetes_ca_file (the cluster CA)")
     }
-}
-
-/// `https://host[:port]`, or `http` to a loopback address, without a
-/// trailing slash.
-fn check_base_url(text: &str) -> Result<String, KubeError> {
-    let bad = |why: &str| KubeError::Config(format!("API server URL {text:?}: {why}"));
-    let url = url::Url::parse(text.trim()).map_err(|e| bad(&e.to_string()))?;
-    let host = url.host_str().unwrap_or_default();
-    if host.is_empty()
-        || !url.username().is_empty()
-        || url.password().is_some()
-        || url.query().is_some()
-        || url.fragment().is_some()
-        || url.path() != "/"
-    {
-        return Err(bad(
-            "must be https://host[:port] without a path, user or query",
-        ));
-    }
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    match url.scheme() {
-        "https" => {}
-        // The bearer token must not cross a network in clear text.
-        "http" if loopback => {}
-        "http" => return Err(bad("plain http is allowed only to a loopback address")),
-        _ => return Err(bad("the scheme must be https")),
-    }
-    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// Checks `namespace` (a DNS label) and `name` (a DNS subdomain) before they
@@ -742,6 +722,10 @@ mod tests {
 
     use crate::identity::test_env as env;
 
+    fn base_url(text: &str) -> BaseUrl {
+        BaseUrl::parse(text, ClearText::LoopbackOnly).unwrap()
+    }
+
     #[test]
     fn in_cluster_config_follows_client_go() {
         let token = Path::new("/t");
@@ -758,7 +742,8 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(config.base_url, "https://10.0.0.1:443");
+        // 443 is https' default port, which a URL does not write.
+        assert_eq!(config.base_url, "https://10.0.0.1");
         assert_eq!(config.token_file, PathBuf::from("/t"));
         assert_eq!(config.ca_file, Some(PathBuf::from("/ca")));
         let config = KubeConfig::in_cluster(
@@ -780,23 +765,35 @@ mod tests {
     }
 
     #[test]
-    fn base_urls_keep_the_token_off_clear_text_networks() {
-        assert_eq!(
-            check_base_url("https://10.0.0.1:6443/").unwrap(),
-            "https://10.0.0.1:6443"
+    fn the_client_keeps_the_token_off_clear_text_networks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "t").unwrap();
+        let clear = BaseUrl::parse("http://10.0.0.1", ClearText::Allowed).unwrap();
+        let error = KubeClient::new(KubeConfig::new(clear, &path, None)).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("plain http is allowed only to a loopback address"),
+            "{error}"
         );
-        assert!(check_base_url("http://127.0.0.1:8080").is_ok());
-        assert!(check_base_url("http://[::1]:8080").is_ok());
-        assert!(check_base_url("http://localhost:8080").is_ok());
-        for bad in [
-            "http://10.0.0.1",
-            "https://h/api",
-            "https://u@h",
-            "ftp://h",
-            "h:443",
-        ] {
-            assert!(check_base_url(bad).is_err(), "{bad}");
-        }
+    }
+
+    #[test]
+    fn an_in_cluster_address_is_held_to_the_same_rule() {
+        // `BaseUrl` with `ClearText::LoopbackOnly` (tested in contract::net).
+        let error = KubeConfig::in_cluster(
+            env(&[(ENV_SERVICE_HOST, "a b"), (ENV_SERVICE_PORT, "443")]),
+            Path::new("/t"),
+            Path::new("/ca"),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains(
+                "API server URL from KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT"
+            ),
+            "{error}"
+        );
     }
 
     #[test]
@@ -865,7 +862,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "first\n").unwrap();
-        let client = KubeClient::new(KubeConfig::new("http://127.0.0.1:1", &path, None)).unwrap();
+        let client =
+            KubeClient::new(KubeConfig::new(base_url("http://127.0.0.1:1"), &path, None)).unwrap();
         assert_eq!(client.current_token(false).unwrap().0, "first");
         assert_eq!(client.stats().token_reads.load(Ordering::Relaxed), 1);
         // A different length changes the stamp even within one mtime tick.
@@ -875,18 +873,22 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert_eq!(client.current_token(true).unwrap().0, "second-token");
         // Missing or empty at start-up is an error naming the file.
-        let error =
-            KubeClient::new(KubeConfig::new("http://127.0.0.1:1", &path, None)).unwrap_err();
+        let error = KubeClient::new(KubeConfig::new(base_url("http://127.0.0.1:1"), &path, None))
+            .unwrap_err();
         assert!(error.to_string().contains("token"), "{error}");
         std::fs::write(&path, " \n").unwrap();
-        let error =
-            KubeClient::new(KubeConfig::new("http://127.0.0.1:1", &path, None)).unwrap_err();
+        let error = KubeClient::new(KubeConfig::new(base_url("http://127.0.0.1:1"), &path, None))
+            .unwrap_err();
         assert!(error.to_string().contains("empty"), "{error}");
         let ca = dir.path().join("ca.crt");
         std::fs::write(&ca, "not pem").unwrap();
         std::fs::write(&path, "t").unwrap();
-        let error =
-            KubeClient::new(KubeConfig::new("https://10.0.0.1", &path, Some(ca))).unwrap_err();
+        let error = KubeClient::new(KubeConfig::new(
+            base_url("https://10.0.0.1"),
+            &path,
+            Some(ca),
+        ))
+        .unwrap_err();
         assert!(error.to_string().contains("cluster CA"), "{error}");
     }
 

@@ -10,7 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contract::net::{InternalAddress, Origin, internal_range, origin_of, parse_origin};
+use contract::net::{
+    InternalAddress, Origin, OriginError, UrlOriginError, internal_range, origin_of, parse_origin,
+};
 
 use crate::http::BodyError;
 
@@ -42,8 +44,8 @@ struct Policy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Refused {
     /// The URL has no origin the policy can judge (`contract::net::origin_of`).
-    #[error("{0}")]
-    Url(String),
+    #[error(transparent)]
+    Url(UrlOriginError),
     /// Not one of the allowed origins.
     #[error(
         "{origin} is not an allowed origin of this plugin (capabilities.http: {})",
@@ -178,8 +180,8 @@ impl reqwest::dns::Resolve for FilteringResolver {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SetupError {
     /// An allowed origin is not one (`contract::net::parse_origin`).
-    #[error("{0}")]
-    Origin(String),
+    #[error(transparent)]
+    Origin(OriginError),
     /// The route's `http_ca_file` cannot be used.
     #[error("http_ca_file: {0}")]
     CaFile(#[source] crate::http::CaBundleError),
