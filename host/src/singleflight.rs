@@ -358,7 +358,9 @@ where
     ///
     /// The load must not hand back a value already expired: such a value is
     /// returned to the caller that started it but neither kept nor given to
-    /// the callers that joined (they load again).
+    /// the callers that joined (they load again). `load` itself is called
+    /// under the cache's lock: it must only build its future (which runs
+    /// later, outside the lock), never use this cache.
     pub(crate) async fn get_or_load<F, Fut>(
         &self,
         key: &K,
