@@ -107,6 +107,21 @@ impl FairShare {
     /// A permit for `key`, now if one is free within the key's share, else
     /// when it is this key's turn.
     pub async fn acquire(&self, key: &str) -> Permit {
+        match self.acquire_queueing_at_most(key, usize::MAX).await {
+            Ok(permit) => permit,
+            Err(_) => unreachable!("no queue holds usize::MAX waiters"),
+        }
+    }
+
+    /// [`FairShare::acquire`], unless `key` would have to wait behind
+    /// `max_waiting` of its own waiters already: then its usage at that
+    /// moment, at once. The check and the queueing are one step, so
+    /// concurrent callers cannot queue past the bound.
+    pub async fn acquire_queueing_at_most(
+        &self,
+        key: &str,
+        max_waiting: usize,
+    ) -> Result<Permit, Usage> {
         let (ticket, key, mut wake) = {
             let mut state = self.inner.lock();
             let key: Arc<str> = match state.held.get_key_value(key) {
@@ -116,10 +131,18 @@ impl FairShare {
             let queued = state.waiting.contains_key(&key);
             if !queued && self.inner.may_take(&state, &key) {
                 state.take(&key);
-                return Permit {
+                return Ok(Permit {
                     inner: self.inner.clone(),
                     key,
-                };
+                });
+            }
+            let waiting = state.waiting.get(&key).map_or(0, VecDeque::len);
+            if waiting >= max_waiting {
+                return Err(Usage {
+                    held: state.held.get(&key).copied().unwrap_or(0),
+                    in_use: state.in_use,
+                    waiting,
+                });
             }
             let (tx, rx) = oneshot::channel();
             let ticket = state.next_ticket;
@@ -141,7 +164,7 @@ impl FairShare {
             .await
             .expect("a waiter is never dropped unserved");
         guard.armed = false;
-        permit
+        Ok(permit)
     }
 }
 
@@ -268,6 +291,39 @@ mod tests {
         drop(a1);
         let _a3 = a3.await.unwrap();
         assert_eq!(share.usage("a").held, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_never_queue_past_the_bound() {
+        let share = Arc::new(FairShare::new(1, 1));
+        let held = share.acquire("a").await;
+        // 40 callers on two threads at once: exactly 3 queue, the rest are
+        // refused (a check then a separate queueing let more through).
+        let callers: Vec<_> = (0..40)
+            .map(|_| {
+                let share = share.clone();
+                tokio::spawn(async move {
+                    let outcome = share.acquire_queueing_at_most("a", 3).await;
+                    outcome.map(drop).map_err(|usage| usage.waiting)
+                })
+            })
+            .collect();
+        let refused = async {
+            while callers.iter().filter(|c| c.is_finished()).count() < 37 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), refused)
+            .await
+            .expect("37 callers refused at once");
+        assert_eq!(share.usage("a").waiting, 3);
+        drop(held);
+        let mut outcomes = Vec::new();
+        for caller in callers {
+            outcomes.push(caller.await.unwrap());
+        }
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 3);
+        assert!(outcomes.iter().all(|o| *o == Ok(()) || *o == Err(3)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -371,20 +371,18 @@ impl Provider {
     /// Mount's deadline. A namespace with as many Mounts waiting as its share
     /// is refused at once (UNAVAILABLE: the driver retries later).
     async fn turn(&self, namespace: &str, deadline: Instant) -> Result<Permit, MountError> {
-        let usage = self.mounts.usage(namespace);
         let share = self.mounts.per_key();
-        if usage.waiting >= share {
-            return Err(MountError::new(
+        let waited = Instant::now();
+        let turn = self.mounts.acquire_queueing_at_most(namespace, share);
+        match tokio::time::timeout_at(deadline.into(), turn).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(usage)) => Err(MountError::new(
                 FailureKind::Unavailable,
                 format!(
                     "namespace {namespace:?} has {} Mounts in flight and {} waiting on this node, its share (config key limits.mounts_in_flight_per_namespace = {share}); retry later",
                     usage.held, usage.waiting
                 ),
-            ));
-        }
-        let waited = Instant::now();
-        match tokio::time::timeout_at(deadline.into(), self.mounts.acquire(namespace)).await {
-            Ok(permit) => Ok(permit),
+            )),
             Err(_) => {
                 let usage = self.mounts.usage(namespace);
                 Err(MountError::new(
