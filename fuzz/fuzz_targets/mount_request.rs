@@ -17,9 +17,9 @@
 
 use std::collections::BTreeMap;
 
-use contract::spc::{self, MountSpec, RawMount, RequestLimits, SpcError};
 use contract::paths;
 use contract::region::Region;
+use contract::spc::{self, MountSpec, RawMount, RequestLimits, SpcError};
 use libfuzzer_sys::fuzz_target;
 use provider_fuzz::{pick, split_fields, text};
 
