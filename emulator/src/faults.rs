@@ -176,11 +176,7 @@ impl Fault {
     }
 
     fn matches(&self, action: &str, object: Option<&str>) -> bool {
-        (self.action == "*" || self.action == action)
-            && self
-                .object
-                .as_deref()
-                .is_none_or(|want| Some(want) == object)
+        targets(&self.action, self.object.as_deref(), action, object)
     }
 
     fn fire(&self) -> Fired {
@@ -393,6 +389,18 @@ impl<'de> Deserialize<'de> for Latency {
         let text = String::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// Whether a fault or hold for `want_action` (`*`: any) and `want_object`
+/// (`None`: any) applies to a request of `action` on `object`.
+pub(crate) fn targets(
+    want_action: &str,
+    want_object: Option<&str>,
+    action: &str,
+    object: Option<&str>,
+) -> bool {
+    (want_action == "*" || want_action == action)
+        && want_object.is_none_or(|want| Some(want) == object)
 }
 
 #[cfg(test)]

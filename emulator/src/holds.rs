@@ -26,11 +26,7 @@ struct Entry {
 
 impl Entry {
     fn matches(&self, action: &str, object: Option<&str>) -> bool {
-        (self.action == "*" || self.action == action)
-            && self
-                .object
-                .as_deref()
-                .is_none_or(|want| Some(want) == object)
+        crate::faults::targets(&self.action, self.object.as_deref(), action, object)
     }
 
     fn release(&self) {

@@ -497,20 +497,7 @@ pub(crate) fn error_text(error: &anyhow::Error) -> String {
 mod tests {
     use super::*;
     use crate::plugin::pipeline::{Mode, StepError};
-    use crate::plugin::testing::{BENCH_BUDGET_MIB, Bench, file_route, testing_route};
-
-    fn request(object_type: &str, name: &str) -> ObjectRequest {
-        ObjectRequest {
-            name: name.into(),
-            object_type: object_type.into(),
-            version: None,
-            version_label: None,
-            endpoint: None,
-            region: "cn-hangzhou".into(),
-            parameters: vec![],
-            config: vec![],
-        }
-    }
+    use crate::plugin::testing::{BENCH_BUDGET_MIB, Bench, file_route, request, testing_route};
 
     async fn loaded(bench: &Bench, object_type: &str, route: &PluginRoute) -> Plugin {
         bench

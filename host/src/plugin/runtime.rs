@@ -258,48 +258,47 @@ impl PluginRuntime {
         mount_label: Arc<str>,
         namespace: &str,
     ) -> Result<FetchedObject, PluginError> {
-        // Counted for fetches of Mounts (which have a session), not for the
-        // describe and validate calls at start-up.
-        let metrics = session.as_ref().map(|s| s.metrics().clone());
-        let kind = self
-            .plugins
-            .get(&request.object_type)
-            .map(|plugin| plugin.metrics_label());
-        let result = self
-            .fetch_counted(
-                request,
-                session,
-                mount_deadline,
-                mount_label,
-                namespace,
-                metrics.clone(),
-            )
-            .await;
-        if let (Some(metrics), Some(kind), Err(error)) = (&metrics, kind, &result) {
-            match error {
-                PluginError::TimedOut { .. } => metrics.plugin_timed_out(kind),
-                PluginError::Trapped { .. } => metrics.plugin_trapped(kind),
-                _ => {}
-            }
-        }
-        result
-    }
-
-    async fn fetch_counted(
-        &self,
-        request: ObjectRequest,
-        session: Option<Arc<CloudSession>>,
-        mount_deadline: Instant,
-        mount_label: Arc<str>,
-        namespace: &str,
-        metrics: Option<Arc<crate::metrics::Metrics>>,
-    ) -> Result<FetchedObject, PluginError> {
         let Some(plugin) = self.plugins.get(&request.object_type) else {
             return Err(PluginError::UnknownObjectType {
                 object_type: request.object_type.clone(),
                 configured: quoted_list(&self.object_types()),
             });
         };
+        let result = self
+            .run(
+                plugin,
+                request,
+                session.clone(),
+                mount_deadline,
+                mount_label,
+                namespace,
+            )
+            .await;
+        // Counted for fetches of Mounts (which have a session), not for the
+        // describe and validate calls at start-up.
+        if let (Some(session), Err(error)) = (&session, &result) {
+            let kind = plugin.metrics_label();
+            match error {
+                PluginError::TimedOut { .. } => session.metrics().plugin_timed_out(kind),
+                PluginError::Trapped { .. } => session.metrics().plugin_trapped(kind),
+                _ => {}
+            }
+        }
+        result
+    }
+
+    /// One fetch by `plugin`: a slot and memory within the deadline, a fresh
+    /// instance, the call, and what its outcome means.
+    async fn run(
+        &self,
+        plugin: &Plugin,
+        request: ObjectRequest,
+        session: Option<Arc<CloudSession>>,
+        mount_deadline: Instant,
+        mount_label: Arc<str>,
+        namespace: &str,
+    ) -> Result<FetchedObject, PluginError> {
+        let metrics = session.as_ref().map(|s| s.metrics().clone());
         let name = plugin.object_type.clone();
         let deadline = FetchDeadline::new(Instant::now(), mount_deadline, plugin.limits.timeout);
         let pool = self.pool(plugin.class);
@@ -364,20 +363,7 @@ mod tests {
 
     use super::*;
     use crate::config::PluginRoute;
-    use crate::plugin::testing::{Bench, builtin_route, file_route, testing_route};
-
-    fn request(object_type: &str, name: &str) -> ObjectRequest {
-        ObjectRequest {
-            name: name.into(),
-            object_type: object_type.into(),
-            version: None,
-            version_label: None,
-            endpoint: None,
-            region: "cn-hangzhou".into(),
-            parameters: vec![],
-            config: vec![],
-        }
-    }
+    use crate::plugin::testing::{Bench, builtin_route, file_route, request, testing_route};
 
     #[tokio::test]
     async fn a_loaded_runtime_routes_and_runs_each_class_where_it_belongs() {

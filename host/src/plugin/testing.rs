@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
+use super::ObjectRequest;
 use super::budget::Pool;
 use super::engine::{EngineSettings, EpochTicker, engine, linker};
 use super::pipeline::{Attempt, Loader, Mode};
@@ -115,5 +116,20 @@ pub(crate) fn builtin_route(name: &str) -> PluginRoute {
         builtin: Some(name.into()),
         enabled: true,
         ..PluginRoute::default()
+    }
+}
+
+/// A request for object `name` of `object_type`, in cn-hangzhou, with no
+/// version, endpoint, parameters or config.
+pub(crate) fn request(object_type: &str, name: &str) -> ObjectRequest {
+    ObjectRequest {
+        name: name.into(),
+        object_type: object_type.into(),
+        version: None,
+        version_label: None,
+        endpoint: None,
+        region: "cn-hangzhou".into(),
+        parameters: vec![],
+        config: vec![],
     }
 }
