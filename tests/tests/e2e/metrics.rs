@@ -9,6 +9,17 @@ use tonic::Code;
 
 /// The value of the sample `name` whose labels include every `labels`
 /// pair (`key="value"`), if any.
+/// An assertion that the scrape `text` has `name{labels}` at `value`.
+fn expect_in(text: &str) -> impl Fn(&str, &[&str], f64) + '_ {
+    move |name, labels, value| {
+        assert_eq!(
+            sample(text, name, labels),
+            Some(value),
+            "{name}{labels:?} in\n{text}"
+        );
+    }
+}
+
 fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
@@ -109,13 +120,7 @@ async fn a_mount_moves_the_mount_backend_and_fetch_counters() {
         content_type.starts_with("text/plain; version=0.0.4"),
         "{content_type}"
     );
-    let expect = |name: &str, labels: &[&str], value: f64| {
-        assert_eq!(
-            sample(&text, name, labels),
-            Some(value),
-            "{name}{labels:?} in\n{text}"
-        );
-    };
+    let expect = expect_in(&text);
     expect(
         "alibabacloud_provider_mounts_total",
         &[r#"grpc_code="OK""#],
@@ -338,13 +343,7 @@ async fn traps_timeouts_throttling_retries_and_the_value_cache_are_counted() {
     }
 
     let (_, text) = scraper.scrape(false).await;
-    let expect = |name: &str, labels: &[&str], value: f64| {
-        assert_eq!(
-            sample(&text, name, labels),
-            Some(value),
-            "{name}{labels:?} in\n{text}"
-        );
-    };
+    let expect = expect_in(&text);
     expect(
         "alibabacloud_provider_plugin_traps_total",
         &[r#"plugin="custom""#],
